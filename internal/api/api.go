@@ -1,0 +1,224 @@
+// Package api serves Ferry's REST API under /api/v1/, plus health, readiness and metrics. Every
+// route declares who may call it; the route table is also what the OpenAPI test checks.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ferry-migrate/ferry/internal/auth"
+	"github.com/ferry-migrate/ferry/internal/engine"
+	"github.com/ferry-migrate/ferry/internal/store"
+)
+
+// Server holds what the handlers need.
+type Server struct {
+	st   *store.Store
+	auth *auth.Service
+	eng  *engine.Engine
+	log  *slog.Logger
+	mux  *http.ServeMux
+}
+
+// access says who may call a route. Role checks on workgroup and project objects happen in the
+// handler, against the object's workgroup, because only the handler knows which object it is.
+type access int
+
+const (
+	public access = iota // anyone, e.g. health checks and sign-in
+	member               // any signed-in user; the handler checks the role on the object
+	admin                // Ferry administrators only
+)
+
+type route struct {
+	method, pattern string
+	access          access
+	handle          func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
+}
+
+// New builds the API server.
+func New(st *store.Store, au *auth.Service, eng *engine.Engine, log *slog.Logger) *Server {
+	s := &Server{st: st, auth: au, eng: eng, log: log, mux: http.NewServeMux()}
+	for _, rt := range s.routes() {
+		s.mux.Handle(rt.method+" "+rt.pattern, s.wrap(rt))
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(engine.NewCollector(st), prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		problem(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path), nil)
+	})
+	return s
+}
+
+// Handler returns the HTTP handler; other packages (the console) may mount beside it.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Mux exposes the mux so the console can add its pages.
+func (s *Server) Mux() *http.ServeMux { return s.mux }
+
+// RouteInfo describes a route for tests: the OpenAPI check and the authentication sweep.
+type RouteInfo struct {
+	Method, Pattern string
+	Public          bool
+}
+
+// Routes lists every API route.
+func (s *Server) Routes() []RouteInfo {
+	var out []RouteInfo
+	for _, rt := range s.routes() {
+		out = append(out, RouteInfo{rt.method, rt.pattern, rt.access == public})
+	}
+	return out
+}
+
+type principalKey struct{}
+
+func (s *Server) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		var p auth.Principal
+		if rt.access != public {
+			var err error
+			p, err = s.auth.Authenticate(r)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			if rt.access == admin && !p.User.Admin {
+				problem(w, http.StatusForbidden, "only Ferry administrators may do this", nil)
+				return
+			}
+			// Cookie-authenticated writes must carry the session's CSRF token; bearer tokens
+			// cannot be sent by a foreign page, so they need none.
+			if p.Session != nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
+				if r.Header.Get("X-CSRF-Token") != p.Session.CSRF && r.FormValue("csrf_token") != p.Session.CSRF {
+					problem(w, http.StatusForbidden, "missing or wrong CSRF token", nil)
+					return
+				}
+			}
+			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<20)
+		if err := rt.handle(w, r, p); err != nil {
+			s.fail(w, r, err)
+		}
+		s.log.Debug("api", "method", r.Method, "path", r.URL.Path, "user", p.User.Username, "ms", time.Since(start).Milliseconds())
+	})
+}
+
+// PrincipalFrom returns the caller of a request handled by the API.
+func PrincipalFrom(ctx context.Context) (auth.Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(auth.Principal)
+	return p, ok
+}
+
+// httpError carries a status and optional extension members for the problem document.
+type httpError struct {
+	status int
+	detail string
+	ext    map[string]any
+}
+
+func (e *httpError) Error() string { return e.detail }
+
+func errStatus(status int, format string, args ...any) error {
+	return &httpError{status: status, detail: fmt.Sprintf(format, args...)}
+}
+
+func badRequest(format string, args ...any) error {
+	return errStatus(http.StatusBadRequest, format, args...)
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var he *httpError
+	var rl *auth.RateLimitError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &he):
+		problem(w, he.status, he.detail, he.ext)
+	case errors.As(err, &rl):
+		w.Header().Set("Retry-After", fmt.Sprint(int(rl.RetryAfter.Seconds())+1))
+		problem(w, http.StatusTooManyRequests, err.Error(), nil)
+	case errors.Is(err, auth.ErrUnauthenticated), errors.Is(err, auth.ErrBadCredentials):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ferry"`)
+		problem(w, http.StatusUnauthorized, err.Error(), nil)
+	case errors.Is(err, auth.ErrForbidden):
+		problem(w, http.StatusForbidden, err.Error(), nil)
+	case errors.Is(err, store.ErrNotFound):
+		problem(w, http.StatusNotFound, err.Error(), nil)
+	case errors.Is(err, store.ErrConflict):
+		problem(w, http.StatusConflict, err.Error(), nil)
+	case errors.Is(err, store.ErrNothingToDo):
+		problem(w, http.StatusConflict, err.Error(), nil)
+	case errors.As(err, &mbe):
+		problem(w, http.StatusRequestEntityTooLarge, "request body too large", nil)
+	default:
+		s.log.Error("api error", "method", r.Method, "path", r.URL.Path, "err", err)
+		problem(w, http.StatusInternalServerError, "internal error; the server log has details", nil)
+	}
+}
+
+// problem writes an RFC 9457 problem details document.
+func problem(w http.ResponseWriter, status int, detail string, ext map[string]any) {
+	body := map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status, "detail": detail}
+	for k, v := range ext {
+		body[k] = v
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// decode reads a JSON body strictly: unknown fields are an error naming them, so typos do not pass
+// silently.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return badRequest("request body is empty; expected JSON")
+		}
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return badRequest("invalid JSON body: %v", err)
+	}
+	return nil
+}
+
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}

@@ -1,0 +1,137 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-migrate/ferry/internal/api"
+	"github.com/ferry-migrate/ferry/internal/auth"
+	"github.com/ferry-migrate/ferry/internal/engine"
+	"github.com/ferry-migrate/ferry/internal/secret"
+	"github.com/ferry-migrate/ferry/internal/store"
+)
+
+// ServeOptions configure a server.
+type ServeOptions struct {
+	Data, Listen, Database string
+	Workers                int
+	Lease                  time.Duration
+	LogLevel               string
+	// Ready, if set, receives the bound address once the server listens (tests use port 0).
+	Ready func(addr string)
+}
+
+func serveCmd(g *globals) *cobra.Command {
+	var o ServeOptions
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the REST API, web console, scheduler and workers",
+		Long: `Run the Ferry server. With no --database it keeps everything in embedded SQLite under --data;
+with --database postgres://… several servers and workers can share the work.
+
+Environment: every flag can also be set as FERRY_<FLAG> (FERRY_DATA, FERRY_LISTEN, FERRY_DATABASE, …).
+FERRY_MASTER_KEY holds the credential encryption key (otherwise --data/master.key is created);
+FERRY_ADMIN_PASSWORD sets the first admin's password (otherwise one is generated and printed once).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return Serve(ctx, o, g.stdout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Data, "data", "./ferry-data", "data directory: SQLite database, master key")
+	f.StringVar(&o.Listen, "listen", "127.0.0.1:8080", "address to listen on")
+	f.StringVar(&o.Database, "database", "", "postgres://… to use PostgreSQL instead of embedded SQLite")
+	f.IntVar(&o.Workers, "workers", 50, "items this process migrates at once, across projects")
+	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+// Serve runs a server until ctx ends, then shuts down gracefully: running items checkpoint and go
+// back to the queue.
+func Serve(ctx context.Context, o ServeOptions, out interface{ Write([]byte) (int, error) }) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.LogLevel)); err != nil && o.LogLevel != "" {
+		return withCode(ExitUsage, fmt.Errorf("--log-level: %w", err))
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if o.Database == "" {
+		unlock, err := store.LockDir(o.Data)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	keys, created, err := secret.Load(o.Data, os.Getenv("FERRY_MASTER_KEY"))
+	if err != nil {
+		return fmt.Errorf("master key: %w", err)
+	}
+	if created {
+		log.Info("created a new master key file; back it up with the database", "dir", o.Data)
+	}
+	st, err := store.Open(ctx, o.Data, o.Database, keys)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	au := auth.New(st)
+	pw, err := au.Bootstrap(ctx, os.Getenv("FERRY_ADMIN_PASSWORD"))
+	if err != nil {
+		return fmt.Errorf("create admin user: %w", err)
+	}
+	if pw != "" {
+		fmt.Fprintf(out, "Created user admin with password: %s\nIt is shown only this once. Change it, or set FERRY_ADMIN_PASSWORD before the first start.\n", pw)
+	}
+	eng, err := engine.New(ctx, st, engine.Config{Workers: o.Workers, Lease: o.Lease, Log: log})
+	if err != nil {
+		return err
+	}
+	if err := eng.Start(ctx); err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: api.New(st, au, eng, log).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		eng.Shutdown(context.Background())
+		return fmt.Errorf("listen on %s: %w", o.Listen, err)
+	}
+	log.Info("ferry serving", "addr", ln.Addr().String(), "database", string(st.Dialect()), "version", Version)
+	// Local tools (and tests using port 0) find the server through this file.
+	addrFile := filepath.Join(o.Data, "serve.addr")
+	if err := os.WriteFile(addrFile, []byte(ln.Addr().String()+"\n"), 0o600); err != nil {
+		log.Warn("write address file", "err", err)
+	}
+	defer os.Remove(addrFile)
+	if o.Ready != nil {
+		o.Ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: running items checkpoint and return to the queue")
+	sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	if serr := eng.Shutdown(sctx); serr != nil {
+		log.Warn("engine shutdown", "err", serr)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}

@@ -1,0 +1,124 @@
+// Package connector defines what every protocol implements, and the registry that finds the
+// implementation for an endpoint kind. Adding a protocol = one package that calls Register.
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ferry-migrate/ferry/internal/model"
+)
+
+// Side is one end of one item's migration: the endpoint and the mailbox or user on it.
+type Side struct {
+	Endpoint model.Endpoint // with its Secret opened
+	Email    string
+	Login    string // defaults to Email
+	Password string // per-item password; empty means use the endpoint's admin credentials
+}
+
+// Folder is a mailbox folder, its path using "/" between levels whatever the server's separator.
+type Folder struct {
+	Path     string `json:"path"`
+	Role     string `json:"role,omitempty"` // inbox, sent, drafts, trash, junk, archive
+	Messages int    `json:"messages"`
+}
+
+// Object is one message (or item) as listed by a source.
+type Object struct {
+	ID        string    // stable within the folder (IMAP UIDVALIDITY/UID, Graph id)
+	Version   string    // changes when flags or content change (MODSEQ, changeKey)
+	Size      int64     // bytes
+	MessageID string    // Message-ID header, if any
+	Flags     []string  // IMAP-style: \Seen, \Flagged, keywords
+	Date      time.Time // received (internal) date
+}
+
+// Cursor is an opaque per-folder change marker; "" means enumerate everything.
+type Cursor string
+
+// FolderRef is a folder as the target knows it.
+type FolderRef struct {
+	ID   string
+	Path string
+}
+
+// TargetRef is a written object as the target knows it.
+type TargetRef struct{ ID string }
+
+// MailboxSource reads a mailbox.
+type MailboxSource interface {
+	Folders(ctx context.Context) ([]Folder, error)
+	// List yields the folder's objects, or only those changed since c; the returned function gives the
+	// cursor to store once the listing has been consumed without error.
+	List(ctx context.Context, f Folder, c Cursor) (iter.Seq2[Object, error], func() Cursor)
+	Open(ctx context.Context, f Folder, o Object) (io.ReadCloser, error)
+	Close() error
+}
+
+// MailboxTarget writes a mailbox.
+type MailboxTarget interface {
+	EnsureFolder(ctx context.Context, f Folder) (FolderRef, error)
+	// Lookup finds an object already at the target (Message-ID and size, or a stamped source id), so a
+	// lost watermark never becomes a duplicate.
+	Lookup(ctx context.Context, dst FolderRef, o Object) (TargetRef, bool, error)
+	Put(ctx context.Context, dst FolderRef, o Object, body io.Reader) (TargetRef, error)
+	SetFlags(ctx context.Context, dst FolderRef, ref TargetRef, o Object) error
+	Count(ctx context.Context, dst FolderRef) (int, error)
+	Close() error
+}
+
+// Connector opens sources and targets of one endpoint kind.
+type Connector interface {
+	// Verify checks credentials and access for one side; the error says what is missing.
+	Verify(ctx context.Context, s Side) error
+	OpenSource(ctx context.Context, s Side) (MailboxSource, error)
+	OpenTarget(ctx context.Context, s Side) (MailboxTarget, error)
+}
+
+var (
+	mu       sync.RWMutex
+	registry = map[model.EndpointKind]Connector{}
+)
+
+// Register makes a connector available for an endpoint kind.
+func Register(kind model.EndpointKind, c Connector) {
+	mu.Lock()
+	defer mu.Unlock()
+	registry[kind] = c
+}
+
+// ErrNoConnector means this build has no connector for the kind.
+var ErrNoConnector = errors.New("no connector")
+
+// For returns the connector of an endpoint kind.
+func For(kind model.EndpointKind) (Connector, error) {
+	mu.RLock()
+	defer mu.RUnlock()
+	if c, ok := registry[kind]; ok {
+		return c, nil
+	}
+	return nil, fmt.Errorf("%w for endpoint kind %q in this build (have: %v)", ErrNoConnector, kind, kindsLocked())
+}
+
+// Kinds lists the registered kinds.
+func Kinds() []model.EndpointKind {
+	mu.RLock()
+	defer mu.RUnlock()
+	return kindsLocked()
+}
+
+func kindsLocked() []model.EndpointKind {
+	out := make([]model.EndpointKind, 0, len(registry))
+	for k := range registry {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}

@@ -1,0 +1,337 @@
+// Package engine runs passes: it queues one job per item on River, bounds how many items of a
+// project run at once, copies through the connectors, and records outcomes, watermarks and events.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/ferry-migrate/ferry/internal/connector"
+	"github.com/ferry-migrate/ferry/internal/model"
+	"github.com/ferry-migrate/ferry/internal/store"
+)
+
+// sliceLimit bounds one job's run; longer work checkpoints and continues in a new slice, so that no
+// job looks stuck to the queue and other items get their turn.
+const sliceLimit = 30 * time.Minute
+
+// Config tunes an Engine.
+type Config struct {
+	Workers       int           // item jobs a process runs at once, across projects (default 50)
+	Lease         time.Duration // how long a claimed slot lasts without renewal (default 30s)
+	ScheduleEvery time.Duration // how often due schedules are checked (default 5s)
+	Log           *slog.Logger
+}
+
+// Engine runs passes on one process; several processes may share a PostgreSQL database.
+type Engine struct {
+	st    *store.Store
+	cfg   Config
+	log   *slog.Logger
+	q     queue
+	close func()
+	owner string // this process's name on leases
+
+	mu      sync.Mutex
+	freed   chan struct{}                      // closed and replaced whenever a slot is released
+	running map[string]context.CancelCauseFunc // item id -> cancel, for items this process runs
+
+	stopSched chan struct{}
+	schedDone chan struct{}
+}
+
+// ItemArgs is the job that carries one item through one pass.
+type ItemArgs struct {
+	PassID string `json:"pass_id"`
+	ItemID string `json:"item_id"`
+}
+
+func (ItemArgs) Kind() string { return "ferry_item" }
+
+func (ItemArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: itemQueue, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+type itemWorker struct {
+	river.WorkerDefaults[ItemArgs]
+	e *Engine
+}
+
+func (w *itemWorker) Work(ctx context.Context, job *river.Job[ItemArgs]) error {
+	return w.e.work(ctx, job.Args, job.Attempt, job.MaxAttempts)
+}
+
+// New opens the job queue on the store's database. Call Start to begin working.
+func New(ctx context.Context, st *store.Store, cfg Config) (*Engine, error) {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 50
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 30 * time.Second
+	}
+	if cfg.ScheduleEvery <= 0 {
+		cfg.ScheduleEvery = 5 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	host, _ := os.Hostname()
+	e := &Engine{st: st, cfg: cfg, log: cfg.Log, owner: fmt.Sprintf("%s/%d/%x", host, os.Getpid(), rand.Uint32()),
+		freed: make(chan struct{}), running: map[string]context.CancelCauseFunc{}}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &itemWorker{e: e})
+	if st.Dialect() == store.SQLite {
+		// One process owns a SQLite database: whatever held a slot before this start is gone.
+		n, err := st.ReleaseAllLeases(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("release stale leases: %w", err)
+		}
+		if n > 0 {
+			e.log.Info("requeued items left running by the previous process", "items", n)
+		}
+	}
+	q, closeQ, err := openQueue(ctx, st, workers, cfg.Workers, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	e.q, e.close = q, closeQ
+	return e, nil
+}
+
+// Start begins working jobs and firing schedules, and re-queues runs whose jobs were lost.
+func (e *Engine) Start(ctx context.Context) error {
+	if err := e.q.Start(ctx); err != nil {
+		return fmt.Errorf("start job queue: %w", err)
+	}
+	if err := e.requeueLost(ctx); err != nil {
+		return err
+	}
+	e.stopSched, e.schedDone = make(chan struct{}), make(chan struct{})
+	go e.scheduleLoop()
+	return nil
+}
+
+// Shutdown stops taking work; running items checkpoint and go back to the queue for the next start.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	if e.stopSched != nil {
+		close(e.stopSched)
+		<-e.schedDone
+	}
+	err := e.q.StopAndCancel(ctx)
+	e.close()
+	return err
+}
+
+// requeueLost inserts a job for every active run. Unique job arguments make this a no-op for runs
+// whose job is still queued, and a repair for runs whose insert was lost after their commit.
+func (e *Engine) requeueLost(ctx context.Context) error {
+	runs, err := e.st.ActiveRuns(ctx, "", nil)
+	if err != nil {
+		return err
+	}
+	return e.enqueue(ctx, runs)
+}
+
+func (e *Engine) enqueue(ctx context.Context, runs []store.ActiveRun) error {
+	const chunk = 500
+	for i := 0; i < len(runs); i += chunk {
+		part := runs[i:min(i+chunk, len(runs))]
+		params := make([]river.InsertManyParams, len(part))
+		for j, r := range part {
+			params[j] = river.InsertManyParams{Args: ItemArgs{PassID: r.PassID, ItemID: r.ItemID}}
+		}
+		res, err := e.q.InsertMany(ctx, params)
+		if err != nil {
+			return fmt.Errorf("queue item jobs: %w", err)
+		}
+		for j, r := range res {
+			if r.Job != nil && r.Job.ID != part[j].JobID {
+				if err := e.st.SetRunJob(ctx, part[j].PassID, part[j].ItemID, r.Job.ID); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// StartPass starts a pass now: one job per item.
+func (e *Engine) StartPass(ctx context.Context, r store.PassRequest) (model.Pass, []string, error) {
+	p, runs, skipped, err := e.st.StartPass(ctx, r)
+	if err != nil {
+		return p, skipped, err
+	}
+	active := make([]store.ActiveRun, len(runs))
+	for i, run := range runs {
+		active[i] = store.ActiveRun{PassID: run.PassID, ItemID: run.ItemID}
+	}
+	if err := e.enqueue(ctx, active); err != nil {
+		// The pass is committed; the next start's requeueLost will queue what failed here.
+		e.log.Error("queue pass jobs", "pass", p.ID, "err", err)
+	}
+	return p, skipped, nil
+}
+
+// Stop stops the active runs of a project (or of some items): queued ones at once, running ones
+// after they checkpoint. It returns how many runs it stopped.
+func (e *Engine) Stop(ctx context.Context, projectID string, itemIDs []string, actor string) (int, error) {
+	runs, err := e.st.RequestStop(ctx, projectID, itemIDs, actor)
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range runs {
+		if r.Status == model.StatusRunning {
+			e.mu.Lock()
+			cancel := e.running[r.ItemID]
+			e.mu.Unlock()
+			if cancel != nil {
+				cancel(errStopRequested)
+			}
+			continue
+		}
+		if r.JobID != 0 {
+			if _, err := e.q.JobCancel(ctx, r.JobID); err != nil && !errors.Is(err, river.ErrNotFound) {
+				e.log.Warn("cancel job", "job", r.JobID, "err", err)
+			}
+		}
+	}
+	return len(runs), nil
+}
+
+// work carries one item through its pass, in at most one slice.
+func (e *Engine) work(ctx context.Context, a ItemArgs, attempt, maxAttempts int) error {
+	claim, err := e.claim(ctx, a)
+	if err != nil {
+		return err
+	}
+	switch claim {
+	case store.Gone:
+		return nil
+	case store.NoSlot:
+		// Let other projects' jobs through; a short jittered snooze keeps the queue moving.
+		return river.JobSnooze(time.Second + rand.N(time.Second))
+	}
+	defer e.release()
+
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	e.mu.Lock()
+	e.running[a.ItemID] = cancel
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.running, a.ItemID)
+		e.mu.Unlock()
+	}()
+	var hb sync.WaitGroup
+	hb.Add(1)
+	go func() {
+		defer hb.Done()
+		e.heartbeat(runCtx, cancel, a.ItemID)
+	}()
+	sliceCtx, cancelSlice := context.WithTimeoutCause(runCtx, sliceLimit, errSliceOver)
+	stats, folders, runErr := e.runItem(sliceCtx, a)
+	cancelSlice()
+	cause := context.Cause(sliceCtx)
+	cancel(nil)
+	hb.Wait()
+
+	// The outcome must be recorded even when the job's context is cancelled by shutdown.
+	rec, done := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer done()
+	switch {
+	case errors.Is(cause, errStopRequested):
+		return e.st.FinishRun(rec, a.PassID, a.ItemID, model.StatusStopped, stats, folders, "stopped by request")
+	case errors.Is(cause, errSliceOver):
+		if err := e.st.RequeueRun(rec, a.PassID, a.ItemID, "continues in a new slice"); err != nil {
+			return err
+		}
+		return river.JobSnooze(0)
+	case errors.Is(cause, errLeaseLost):
+		return fmt.Errorf("item %s: %w", a.ItemID, errLeaseLost)
+	case ctx.Err() != nil:
+		// Shutdown: checkpointed already; the item resumes at the next start.
+		if err := e.st.RequeueRun(rec, a.PassID, a.ItemID, "server shutting down"); err != nil {
+			return err
+		}
+		return river.JobSnooze(0)
+	case runErr == nil:
+		return e.st.FinishRun(rec, a.PassID, a.ItemID, model.OutcomeStatus(stats), stats, folders, "")
+	case connector.ClassOf(runErr) == connector.Fatal || attempt >= maxAttempts:
+		e.log.Warn("item failed", "item", a.ItemID, "pass", a.PassID, "err", runErr)
+		return e.st.FinishRun(rec, a.PassID, a.ItemID, model.StatusFailed, stats, folders, runErr.Error())
+	default:
+		// Transient: back to the queue; River retries with backoff.
+		if err := e.st.RequeueRun(rec, a.PassID, a.ItemID, "retrying after: "+runErr.Error()); err != nil {
+			return err
+		}
+		return runErr
+	}
+}
+
+var (
+	errSliceOver = errors.New("slice over")
+	errLeaseLost = store.ErrLeaseLost
+)
+
+// claim asks for a slot, waiting briefly for one to free up in this process before giving up.
+func (e *Engine) claim(ctx context.Context, a ItemArgs) (store.Claim, error) {
+	deadline := time.NewTimer(2 * time.Second)
+	defer deadline.Stop()
+	for {
+		e.mu.Lock()
+		freed := e.freed
+		e.mu.Unlock()
+		c, err := e.st.ClaimItem(ctx, a.PassID, a.ItemID, e.owner, e.cfg.Lease)
+		if err != nil || c != store.NoSlot {
+			return c, err
+		}
+		select {
+		case <-freed:
+		case <-time.After(250 * time.Millisecond): // a slot may free up on another node
+		case <-deadline.C:
+			return store.NoSlot, nil
+		case <-ctx.Done():
+			return store.NoSlot, ctx.Err()
+		}
+	}
+}
+
+func (e *Engine) release() {
+	e.mu.Lock()
+	close(e.freed)
+	e.freed = make(chan struct{})
+	e.mu.Unlock()
+}
+
+// heartbeat renews the item's lease and turns a stop request into a cancellation.
+func (e *Engine) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, itemID string) {
+	t := time.NewTicker(e.cfg.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		stop, err := e.st.RenewLease(ctx, itemID, e.owner, e.cfg.Lease)
+		switch {
+		case errors.Is(err, store.ErrLeaseLost):
+			cancel(errLeaseLost)
+			return
+		case err != nil:
+			e.log.Warn("renew lease", "item", itemID, "err", err)
+		case stop:
+			cancel(errStopRequested)
+			return
+		}
+	}
+}

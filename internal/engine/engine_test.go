@@ -1,0 +1,277 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-migrate/ferry/internal/connector/memory"
+	"github.com/ferry-migrate/ferry/internal/model"
+	"github.com/ferry-migrate/ferry/internal/store"
+	"github.com/ferry-migrate/ferry/internal/store/storetest"
+)
+
+type rig struct {
+	st       *store.Store
+	eng      *Engine
+	src, dst *memory.Server
+	project  model.Project
+}
+
+// newRig starts an engine over a project of n items, each mailbox holding msgs messages in INBOX
+// and one in "Sent Items".
+func newRig(t *testing.T, db storetest.DB, n, msgs, maxConc int) *rig {
+	t.Helper()
+	ctx := context.Background()
+	st := db.Open(t)
+	t.Cleanup(func() { st.Close() })
+	tag := strings.ReplaceAll(t.Name(), "/", "-")
+	r := &rig{st: st, src: memory.NewServer("src-"+tag, "pw"), dst: memory.NewServer("dst-"+tag, "")}
+	wg, err := st.CreateWorkgroup(ctx, "Default", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := st.CreateEndpoint(ctx, model.Endpoint{WorkgroupID: wg.ID, Name: "src", Kind: memory.Kind, Settings: model.EndpointSettings{Host: "src-" + tag},
+		Secret: &model.EndpointSecret{AdminPassword: "pw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := st.CreateEndpoint(ctx, model.Endpoint{WorkgroupID: wg.ID, Name: "dst", Kind: memory.Kind, Settings: model.EndpointSettings{Host: "dst-" + tag}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.project, err = st.CreateProject(ctx, model.Project{WorkgroupID: wg.ID, Name: "p", Workload: model.WorkloadMailbox, SourceID: src.ID, TargetID: dst.ID,
+		Options: model.ProjectOptions{MaxConcurrent: maxConc}, CreatedBy: "tester"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := make([]store.ItemInput, n)
+	for i := range in {
+		email := fmt.Sprintf("u%03d@example.com", i)
+		in[i] = store.ItemInput{SourceEmail: email, TargetEmail: email}
+		for m := 0; m < msgs; m++ {
+			r.src.Add(email, "INBOX", message(email, m), `\Seen`)
+		}
+		r.src.Add(email, "Sent Items", message(email, 1000), `\Seen`, "$label1")
+	}
+	if _, err := st.ImportItems(ctx, r.project.ID, "tester", in); err != nil {
+		t.Fatal(err)
+	}
+	r.eng, err = New(ctx, st, Config{Workers: 20, Lease: 3 * time.Second, ScheduleEvery: time.Hour, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.eng.Shutdown(context.Background()) })
+	return r
+}
+
+func message(email string, i int) []byte {
+	return []byte(fmt.Sprintf("Message-ID: <%d.%s>\r\nFrom: a@example.com\r\nTo: %s\r\nSubject: test %d\r\n\r\nbody %d of %s\r\n", i, email, email, i, i, email))
+}
+
+// waitPass polls until every item of the project has left Queued/Running.
+func (r *rig) waitIdle(t *testing.T, deadline time.Duration) map[model.ItemStatus]int {
+	t.Helper()
+	end := time.Now().Add(deadline)
+	for {
+		counts, err := r.st.StatusCounts(context.Background(), r.project.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counts[model.StatusQueued]+counts[model.StatusRunning] == 0 {
+			return counts
+		}
+		if time.Now().After(end) {
+			t.Fatalf("items still active after %s: %v", deadline, counts)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (r *rig) start(t *testing.T, typ model.PassType, itemIDs ...string) model.Pass {
+	t.Helper()
+	p, _, err := r.eng.StartPass(context.Background(), store.PassRequest{ProjectID: r.project.ID, Type: typ, Actor: "tester", ItemIDs: itemIDs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPassOf200ItemsRespectsMaxConcurrent(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db storetest.DB) {
+		r := newRig(t, db, 200, 2, 5)
+		r.dst.Delay = 2 * time.Millisecond
+		r.start(t, model.PassFull)
+		counts := r.waitIdle(t, 3*time.Minute)
+		if counts[model.StatusCompleted] != 200 {
+			t.Fatalf("statuses = %v, want 200 Completed", counts)
+		}
+		if p := r.dst.Peak(); p > 5 || p < 2 {
+			t.Fatalf("peak concurrent items = %d, want 2..5 (max-concurrent 5)", p)
+		}
+		if got := r.dst.Puts(); got != 600 {
+			t.Fatalf("target received %d messages, want 600", got)
+		}
+		for i := 0; i < 200; i += 37 {
+			email := fmt.Sprintf("u%03d@example.com", i)
+			if r.dst.Count(email, "INBOX") != 2 || r.dst.Count(email, "Sent Items") != 1 {
+				t.Fatalf("%s: INBOX %d, Sent Items %d; want 2 and 1", email, r.dst.Count(email, "INBOX"), r.dst.Count(email, "Sent Items"))
+			}
+		}
+	})
+}
+
+func TestRepeatedPassesNeverDuplicate(t *testing.T) {
+	r := newRig(t, storetest.SQLite(t), 3, 4, 3)
+	for i := 0; i < 3; i++ {
+		r.start(t, model.PassFull)
+		if c := r.waitIdle(t, time.Minute); c[model.StatusCompleted] != 3 {
+			t.Fatalf("pass %d: %v", i, c)
+		}
+	}
+	if got := r.dst.Puts(); got != 15 {
+		t.Fatalf("three passes wrote %d messages, want 15 (5 per mailbox, once)", got)
+	}
+	// A flag changed at the source reaches the target on the next delta, without a new copy.
+	r.src.SetFlags("u001@example.com", "INBOX", 2, `\Seen`, `\Flagged`)
+	r.start(t, model.PassFull)
+	r.waitIdle(t, time.Minute)
+	if got := r.dst.Flags("u001@example.com", "INBOX", 2); !slices.Equal(got, []string{`\Seen`, `\Flagged`}) {
+		t.Fatalf("target flags = %v, want [\\Seen \\Flagged]", got)
+	}
+	if got := r.dst.Puts(); got != 15 {
+		t.Fatalf("flag delta wrote %d messages, want still 15", got)
+	}
+}
+
+func TestLostWatermarksDoNotDuplicate(t *testing.T) {
+	db := storetest.SQLite(t)
+	r := newRig(t, db, 1, 5, 1)
+	r.start(t, model.PassFull)
+	r.waitIdle(t, time.Minute)
+	items, _, _ := r.st.Items(context.Background(), r.project.ID, store.ItemFilter{})
+	// Forget every watermark and cursor, as if the state were lost.
+	if _, err := r.st.DB().Exec(`DELETE FROM watermarks; DELETE FROM cursors`); err != nil {
+		t.Fatal(err)
+	}
+	r.start(t, model.PassFull)
+	r.waitIdle(t, time.Minute)
+	if got := r.dst.Puts(); got != 6 {
+		t.Fatalf("after losing watermarks the target got %d writes, want 6 (none repeated)", got)
+	}
+	if n, _ := r.st.CountWatermarks(context.Background(), items[0].ID); n != 6 {
+		t.Fatalf("watermarks rebuilt = %d, want 6", n)
+	}
+}
+
+func TestPerObjectErrorsDoNotStopThePass(t *testing.T) {
+	r := newRig(t, storetest.SQLite(t), 1, 3, 1)
+	r.src.Add("u000@example.com", "INBOX", []byte("Message-ID: <bad@x>\r\nX-Reject: yes\r\n\r\nrefused\r\n"))
+	r.start(t, model.PassFull)
+	r.waitIdle(t, time.Minute)
+	items, _, _ := r.st.Items(context.Background(), r.project.ID, store.ItemFilter{})
+	it := items[0]
+	if it.Status != model.StatusCompletedWithErrors || it.Stats.Errors != 1 || it.Stats.Objects != 4 {
+		t.Fatalf("item = %s %+v; want CompletedWithErrors, 1 error, 4 copied", it.Status, it.Stats)
+	}
+	errs, err := r.st.ObjectErrors(context.Background(), it.ID, 10)
+	if err != nil || len(errs) != 1 || !strings.Contains(errs[0].Reason, "target refused the message: X-Reject header") {
+		t.Fatalf("object errors = %+v, %v", errs, err)
+	}
+	// A retry pass picks up only items with errors.
+	p := r.start(t, model.PassRetry)
+	if p.Items != 1 {
+		t.Fatalf("retry pass over %d items, want 1", p.Items)
+	}
+	r.waitIdle(t, time.Minute)
+}
+
+func TestStopRunningItem(t *testing.T) {
+	r := newRig(t, storetest.SQLite(t), 1, 200, 1)
+	r.dst.Delay = 20 * time.Millisecond
+	r.start(t, model.PassFull)
+	deadline := time.Now().Add(30 * time.Second)
+	for r.dst.Puts() < 5 {
+		if time.Now().After(deadline) {
+			t.Fatal("copy never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	n, err := r.eng.Stop(context.Background(), r.project.ID, nil, "tester")
+	if err != nil || n != 1 {
+		t.Fatalf("stop = %d, %v", n, err)
+	}
+	if c := r.waitIdle(t, 30*time.Second); c[model.StatusStopped] != 1 {
+		t.Fatalf("after stop: %v, want 1 Stopped", c)
+	}
+	copied := r.dst.Puts()
+	if copied >= 201 {
+		t.Fatalf("stop came too late: %d of 201 copied", copied)
+	}
+	// Resuming copies the rest exactly once.
+	r.dst.Delay = 0
+	r.start(t, model.PassRetry)
+	if c := r.waitIdle(t, time.Minute); c[model.StatusCompleted] != 1 {
+		t.Fatalf("after retry: %v", c)
+	}
+	if got := r.dst.Total("u000@example.com"); got != 201 {
+		t.Fatalf("target holds %d messages, want 201", got)
+	}
+}
+
+func TestScheduledRepeatUntilCutover(t *testing.T) {
+	r := newRig(t, storetest.SQLite(t), 2, 1, 2)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	until := now.Add(90 * time.Minute)
+	if _, err := r.eng.Schedule(ctx, model.Schedule{ProjectID: r.project.ID, PassType: model.PassFull, NextAt: now, Every: time.Hour, Until: &until, CreatedBy: "tester"}); err != nil {
+		t.Fatal(err)
+	}
+	r.eng.fireDue(ctx, now)
+	r.waitIdle(t, time.Minute)
+	r.eng.fireDue(ctx, now.Add(30*time.Minute)) // not due: nothing happens
+	r.eng.fireDue(ctx, now.Add(61*time.Minute)) // second occurrence
+	r.waitIdle(t, time.Minute)
+	r.eng.fireDue(ctx, now.Add(121*time.Minute)) // after cutover: ended
+	passes, _ := r.st.Passes(ctx, r.project.ID, 10)
+	if len(passes) != 2 {
+		t.Fatalf("schedule started %d passes, want 2", len(passes))
+	}
+	scs, _ := r.st.Schedules(ctx, r.project.ID, false)
+	if scs[0].Active {
+		t.Fatal("schedule still active after its cutover time")
+	}
+	if got := r.dst.Puts(); got != 4 {
+		t.Fatalf("target writes = %d, want 4", got)
+	}
+}
+
+func TestVerifyPassReportsBadCredentials(t *testing.T) {
+	r := newRig(t, storetest.SQLite(t), 2, 1, 2)
+	ctx := context.Background()
+	items, _, _ := r.st.Items(ctx, r.project.ID, store.ItemFilter{})
+	if _, err := r.st.ImportItems(ctx, r.project.ID, "tester", []store.ItemInput{{SourceEmail: items[1].SourceEmail, TargetEmail: items[1].TargetEmail,
+		Secret: &model.ItemSecret{SourcePassword: "wrong"}}}); err != nil {
+		t.Fatal(err)
+	}
+	r.start(t, model.PassVerify)
+	c := r.waitIdle(t, time.Minute)
+	if c[model.StatusCompleted] != 1 || c[model.StatusFailed] != 1 {
+		t.Fatalf("verify statuses = %v, want 1 Completed, 1 Failed", c)
+	}
+	it, _ := r.st.Item(ctx, items[1].ID)
+	if !strings.Contains(it.LastError, "authentication failed") {
+		t.Fatalf("last error = %q", it.LastError)
+	}
+	if r.dst.Puts() != 0 {
+		t.Fatal("a verify pass copied messages")
+	}
+}

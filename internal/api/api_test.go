@@ -34,10 +34,11 @@ type env struct {
 	db    storetest.DB
 }
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB) *env { return newEnvOn(t, storetest.SQLite(t)) }
+
+func newEnvOn(t testing.TB, db storetest.DB) *env {
 	t.Helper()
 	ctx := context.Background()
-	db := storetest.SQLite(t)
 	st := db.Open(t)
 	au := auth.New(st)
 	if _, err := au.Bootstrap(ctx, adminPassword); err != nil {

@@ -46,6 +46,7 @@ type Engine struct {
 
 	stopSched chan struct{}
 	schedDone chan struct{}
+	shutdown  sync.Once
 }
 
 // ItemArgs is the job that carries one item through one pass.
@@ -120,13 +121,16 @@ func (e *Engine) Start(ctx context.Context) error {
 }
 
 // Shutdown stops taking work; running items checkpoint and go back to the queue for the next start.
-func (e *Engine) Shutdown(ctx context.Context) error {
-	if e.stopSched != nil {
-		close(e.stopSched)
-		<-e.schedDone
-	}
-	err := e.q.StopAndCancel(ctx)
-	e.close()
+// Calling it again does nothing.
+func (e *Engine) Shutdown(ctx context.Context) (err error) {
+	e.shutdown.Do(func() {
+		if e.stopSched != nil {
+			close(e.stopSched)
+			<-e.schedDone
+		}
+		err = e.q.StopAndCancel(ctx)
+		e.close()
+	})
 	return err
 }
 

@@ -275,3 +275,53 @@ func TestVerifyPassReportsBadCredentials(t *testing.T) {
 		t.Fatal("a verify pass copied messages")
 	}
 }
+
+func TestShutdownCheckpointsAndResumes(t *testing.T) {
+	db := storetest.SQLite(t)
+	r := newRig(t, db, 3, 60, 3)
+	r.dst.Delay = 10 * time.Millisecond
+	r.start(t, model.PassFull)
+	deadline := time.Now().Add(30 * time.Second)
+	for r.dst.Puts() < 20 {
+		if time.Now().After(deadline) {
+			t.Fatal("copy never started")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := r.eng.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	counts, _ := r.st.StatusCounts(ctx, r.project.ID)
+	if counts[model.StatusQueued] != 3 {
+		t.Fatalf("after shutdown: %v, want all 3 back in Queued", counts)
+	}
+	written := r.dst.Puts()
+	evs, _ := r.st.Events(ctx, "item/", 100)
+	found := false
+	for _, e := range evs {
+		found = found || e.Detail == "server shutting down"
+	}
+	if !found {
+		t.Fatal("no audit event records the shutdown")
+	}
+	// A new engine on the same database resumes from the checkpoints.
+	eng, err := New(ctx, r.st, Config{Workers: 10, Lease: 3 * time.Second, ScheduleEvery: time.Hour, Log: r.eng.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Shutdown(ctx)
+	r.dst.Delay = 0
+	if c := r.waitIdle(t, time.Minute); c[model.StatusCompleted] != 3 {
+		t.Fatalf("after restart: %v", c)
+	}
+	for i := 0; i < 3; i++ {
+		email := fmt.Sprintf("u%03d@example.com", i)
+		if got := r.dst.Total(email); got != 61 {
+			t.Fatalf("%s holds %d messages, want 61 (written before shutdown: %d)", email, got, written)
+		}
+	}
+}

@@ -108,12 +108,7 @@ func (s *Store) ImportItems(ctx context.Context, projectID, actor string, in []I
 		}
 		rows.Close()
 		now := ts(time.Now())
-		insert, err := tx.tx.PrepareContext(ctx, s.q(`INSERT INTO items (id, project_id, source_email, source_key, target_email, source_login, target_login, secret, status, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
-		if err != nil {
-			return err
-		}
-		defer insert.Close()
+		var rowsIn []any
 		for _, it := range in {
 			key := strings.ToLower(it.SourceEmail)
 			if id, ok := existing[key]; ok {
@@ -133,11 +128,21 @@ func (s *Store) ImportItems(ctx context.Context, projectID, actor string, in []I
 			if err != nil {
 				return err
 			}
-			if _, err := insert.ExecContext(ctx, id, projectID, it.SourceEmail, key, it.TargetEmail, it.SourceLogin, it.TargetLogin, sealed, string(model.StatusNotStarted), now); err != nil {
-				return fmt.Errorf("import %s: %w", it.SourceEmail, classify(err))
-			}
+			rowsIn = append(rowsIn, id, projectID, it.SourceEmail, key, it.TargetEmail, it.SourceLogin, it.TargetLogin, sealed, string(model.StatusNotStarted), now)
 			existing[key] = id
 			res.Created++
+		}
+		// Multi-row inserts: one round trip per 500 items instead of one per item.
+		const cols, perStmt = 10, 500
+		row := "(" + placeholders(cols) + ")"
+		for len(rowsIn) > 0 {
+			n := min(len(rowsIn)/cols, perStmt)
+			q := `INSERT INTO items (id, project_id, source_email, source_key, target_email, source_login, target_login, secret, status, updated_at) VALUES ` +
+				strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+			if _, err := s.exec(ctx, tx.tx, q, rowsIn[:n*cols]...); err != nil {
+				return fmt.Errorf("import items: %w", err)
+			}
+			rowsIn = rowsIn[n*cols:]
 		}
 		return s.event(ctx, tx.tx, model.Event{Actor: actor, Object: "project/" + projectID, Action: "items.import", Outcome: "ok",
 			Detail: fmt.Sprintf("%d created, %d updated", res.Created, res.Updated)})

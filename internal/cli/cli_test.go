@@ -48,7 +48,7 @@ func seedChild(dir string) {
 	if err != nil {
 		panic(err)
 	}
-	dst.Delay = 15 * time.Millisecond
+	dst.SetDelay(15 * time.Millisecond)
 }
 
 // run executes one CLI command in-process and returns its exit code and output.

@@ -108,7 +108,7 @@ func (r *rig) start(t *testing.T, typ model.PassType, itemIDs ...string) model.P
 func TestPassOf200ItemsRespectsMaxConcurrent(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db storetest.DB) {
 		r := newRig(t, db, 200, 2, 5)
-		r.dst.Delay = 2 * time.Millisecond
+		r.dst.SetDelay(2 * time.Millisecond)
 		r.start(t, model.PassFull)
 		counts := r.waitIdle(t, 3*time.Minute)
 		if counts[model.StatusCompleted] != 200 {
@@ -196,7 +196,7 @@ func TestPerObjectErrorsDoNotStopThePass(t *testing.T) {
 
 func TestStopRunningItem(t *testing.T) {
 	r := newRig(t, storetest.SQLite(t), 1, 200, 1)
-	r.dst.Delay = 20 * time.Millisecond
+	r.dst.SetDelay(20 * time.Millisecond)
 	r.start(t, model.PassFull)
 	deadline := time.Now().Add(30 * time.Second)
 	for r.dst.Puts() < 5 {
@@ -217,7 +217,7 @@ func TestStopRunningItem(t *testing.T) {
 		t.Fatalf("stop came too late: %d of 201 copied", copied)
 	}
 	// Resuming copies the rest exactly once.
-	r.dst.Delay = 0
+	r.dst.SetDelay(0)
 	r.start(t, model.PassRetry)
 	if c := r.waitIdle(t, time.Minute); c[model.StatusCompleted] != 1 {
 		t.Fatalf("after retry: %v", c)
@@ -279,7 +279,7 @@ func TestVerifyPassReportsBadCredentials(t *testing.T) {
 func TestShutdownCheckpointsAndResumes(t *testing.T) {
 	db := storetest.SQLite(t)
 	r := newRig(t, db, 3, 60, 3)
-	r.dst.Delay = 10 * time.Millisecond
+	r.dst.SetDelay(10 * time.Millisecond)
 	r.start(t, model.PassFull)
 	deadline := time.Now().Add(30 * time.Second)
 	for r.dst.Puts() < 20 {
@@ -314,7 +314,7 @@ func TestShutdownCheckpointsAndResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Shutdown(ctx)
-	r.dst.Delay = 0
+	r.dst.SetDelay(0)
 	if c := r.waitIdle(t, time.Minute); c[model.StatusCompleted] != 3 {
 		t.Fatalf("after restart: %v", c)
 	}

@@ -379,4 +379,3 @@ func TestSchedulesFireOnce(t *testing.T) {
 		}
 	})
 }
-

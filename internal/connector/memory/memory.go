@@ -46,9 +46,8 @@ type Server struct {
 	password  string
 	dir       string // if set, written messages are also files here, so they survive a restart
 
-	// Delay is slept on every Put, to make runs observable.
-	Delay time.Duration
-	modseq int // bumped by every flag change, like IMAP CONDSTORE's HIGHESTMODSEQ
+	delay  atomic.Int64 // slept on every Put, to make runs observable
+	modseq int          // bumped by every flag change, like IMAP CONDSTORE's HIGHESTMODSEQ
 	// Hooks for tests.
 	running, peak atomic.Int64
 	puts          atomic.Int64
@@ -181,6 +180,9 @@ func (s *Server) Total(email string) int {
 	}
 	return n
 }
+
+// SetDelay makes every Put wait d first, to make runs observable; safe while copies run.
+func (s *Server) SetDelay(d time.Duration) { s.delay.Store(int64(d)) }
 
 // Peak is the largest number of mailboxes ever being written at once.
 func (s *Server) Peak() int64 { return s.peak.Load() }
@@ -336,9 +338,9 @@ func (m *mailbox) Lookup(ctx context.Context, dst connector.FolderRef, o connect
 }
 
 func (m *mailbox) Put(ctx context.Context, dst connector.FolderRef, o connector.Object, body io.Reader) (connector.TargetRef, error) {
-	if m.s.Delay > 0 {
+	if d := time.Duration(m.s.delay.Load()); d > 0 {
 		select {
-		case <-time.After(m.s.Delay):
+		case <-time.After(d):
 		case <-ctx.Done():
 			return connector.TargetRef{}, ctx.Err()
 		}

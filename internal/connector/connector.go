@@ -38,6 +38,7 @@ type Object struct {
 	MessageID string    // Message-ID header, if any
 	Flags     []string  // IMAP-style: \Seen, \Flagged, keywords
 	Date      time.Time // received (internal) date
+	Hash      string    // SHA-256 of the content, set by the engine for messages without a Message-ID
 }
 
 // Cursor is an opaque per-folder change marker; "" means enumerate everything.
@@ -65,9 +66,10 @@ type MailboxSource interface {
 // MailboxTarget writes a mailbox.
 type MailboxTarget interface {
 	EnsureFolder(ctx context.Context, f Folder) (FolderRef, error)
-	// Lookup finds an object already at the target (Message-ID and size, or a stamped source id), so a
-	// lost watermark never becomes a duplicate.
-	Lookup(ctx context.Context, dst FolderRef, o Object) (TargetRef, bool, error)
+	// Lookup lists the target objects that may be o (Message-ID and size, content hash when o.Hash
+	// is set, or a stamped source id), so a lost watermark never becomes a duplicate. The engine takes
+	// the first one no other source object has claimed: two identical source messages stay two.
+	Lookup(ctx context.Context, dst FolderRef, o Object) ([]TargetRef, error)
 	Put(ctx context.Context, dst FolderRef, o Object, body io.Reader) (TargetRef, error)
 	SetFlags(ctx context.Context, dst FolderRef, ref TargetRef, o Object) error
 	Count(ctx context.Context, dst FolderRef) (int, error)

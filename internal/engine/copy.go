@@ -11,7 +11,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ferry-migrate/ferry/internal/connector"
 	"github.com/ferry-migrate/ferry/internal/model"
@@ -35,9 +38,11 @@ type CopyOptions struct {
 	Include        []*regexp.Regexp
 	Exclude        []*regexp.Regexp
 	FolderMap      []FolderRule
-	BatchSize      int // watermarks per checkpoint
+	BatchSize      int  // watermarks per checkpoint
+	Connections    int  // folders copied at once (the connectors pool their connections)
+	DryRun         bool // count what would be copied, write nothing
 	Now            func() time.Time
-	Progress       func(Progress) // called after each object; may be nil
+	Progress       func(Progress) // called after each object, from several goroutines; may be nil
 }
 
 // FolderRule renames source folders matching From to To (with $1-style references).
@@ -64,6 +69,7 @@ type FolderResult struct {
 	SourceCount  int    `json:"source_count"`
 	TargetCount  int    `json:"target_count"`
 	Filtered     int    `json:"filtered"` // left out by a date filter, so not expected at the target
+	WouldCopy    int64  `json:"would_copy,omitempty"` // dry run: objects that a real pass would write
 	Reconciled   bool   `json:"reconciled"`
 	ErrorSummary string `json:"error,omitempty"`
 }
@@ -132,34 +138,70 @@ func CopyMailbox(ctx context.Context, st State, src connector.MailboxSource, dst
 	if o.BatchSize <= 0 {
 		o.BatchSize = 100
 	}
+	if o.Connections <= 0 {
+		o.Connections = 1
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	start := o.Now()
-	var total model.ItemStats
+	start := time.Now()
+	t := &tally{progress: o.Progress}
 	folders, err := src.Folders(ctx)
 	if err != nil {
-		return total, nil, fmt.Errorf("list source folders: %w", err)
+		return t.total, nil, fmt.Errorf("list source folders: %w", err)
 	}
-	var results []FolderResult
+	type job struct {
+		i     int
+		f     connector.Folder
+		tpath string
+	}
+	var jobs []job
 	for _, f := range folders {
-		tpath, ok := o.targetPath(f.Path)
-		if !ok {
-			continue
+		if tpath, ok := o.targetPath(f.Path); ok {
+			jobs = append(jobs, job{len(jobs), f, tpath})
 		}
-		res, err := copyFolder(ctx, st, src, dst, f, tpath, o, &total)
-		results = append(results, res)
-		if err != nil {
-			total.Duration = time.Since(start).Milliseconds()
-			return total, results, err
-		}
-		total.Folders++
 	}
-	total.Duration = time.Since(start).Milliseconds()
-	return total, results, nil
+	results := make([]FolderResult, len(jobs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(o.Connections)
+	for _, j := range jobs {
+		g.Go(func() error {
+			res, err := copyFolder(gctx, st, src, dst, j.f, j.tpath, o, t)
+			results[j.i] = res
+			if err == nil {
+				t.add(model.ItemStats{Folders: 1}, "")
+			}
+			return err
+		})
+	}
+	err = g.Wait()
+	if err != nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.total.Duration = time.Since(start).Milliseconds()
+	return t.total, results, err
 }
 
-func copyFolder(ctx context.Context, st State, src connector.MailboxSource, dst connector.MailboxTarget, f connector.Folder, tpath string, o CopyOptions, total *model.ItemStats) (FolderResult, error) {
+// tally sums statistics from folders copied in parallel.
+type tally struct {
+	mu       sync.Mutex
+	total    model.ItemStats
+	progress func(Progress)
+}
+
+func (t *tally) add(d model.ItemStats, folder string) {
+	t.mu.Lock()
+	t.total.Add(d)
+	snap := t.total
+	t.mu.Unlock()
+	if t.progress != nil && folder != "" {
+		t.progress(Progress{Folder: folder, Stats: snap})
+	}
+}
+
+func copyFolder(ctx context.Context, st State, src connector.MailboxSource, dst connector.MailboxTarget, f connector.Folder, tpath string, o CopyOptions, t *tally) (FolderResult, error) {
 	res := FolderResult{Source: f.Path, Target: tpath}
 	tf := f
 	tf.Path = tpath
@@ -167,6 +209,7 @@ func copyFolder(ctx context.Context, st State, src connector.MailboxSource, dst 
 	if err != nil {
 		return res, fmt.Errorf("create target folder %q: %w", tpath, err)
 	}
+	res.Target = ref.Path
 	marks, err := st.Watermarks(ctx, o.ItemID, f.Path)
 	if err != nil {
 		return res, err
@@ -181,6 +224,11 @@ func copyFolder(ctx context.Context, st State, src connector.MailboxSource, dst 
 	if filtering {
 		cur = ""
 	}
+	// Target objects already matched to a source object: a lookup must not hand them out twice.
+	claimed := make(map[string]bool, len(marks))
+	for _, w := range marks {
+		claimed[w.TargetID] = true
+	}
 	objects, next := src.List(ctx, f, connector.Cursor(cur))
 	var batch []model.Watermark
 	flush := func(cursor *model.Cursor) error {
@@ -193,7 +241,7 @@ func copyFolder(ctx context.Context, st State, src connector.MailboxSource, dst 
 	}
 	fail := func(obj connector.Object, err error) error {
 		res.Errors++
-		total.Errors++
+		t.add(model.ItemStats{Errors: 1}, f.Path)
 		return st.AddObjectError(ctx, store.ObjectError{ItemID: o.ItemID, PassID: o.PassID, Folder: f.Path, SourceID: obj.ID, Reason: err.Error()})
 	}
 	now := o.Now()
@@ -212,7 +260,12 @@ func copyFolder(ctx context.Context, st State, src connector.MailboxSource, dst 
 		switch {
 		case seen && w.Version == obj.Version:
 			res.Skipped++
-			total.Skipped++
+			t.add(model.ItemStats{Skipped: 1}, "")
+			continue
+		case o.DryRun:
+			if !seen {
+				res.WouldCopy++
+			}
 			continue
 		case seen:
 			if err := dst.SetFlags(ctx, ref, connector.TargetRef{ID: w.TargetID}, obj); err != nil {
@@ -226,7 +279,7 @@ func copyFolder(ctx context.Context, st State, src connector.MailboxSource, dst 
 			batch = append(batch, w)
 			res.Updated++
 		default:
-			w, err := copyObject(ctx, src, dst, f, ref, obj)
+			w, err := copyWithRetry(ctx, src, dst, f, ref, obj, claimed)
 			if err != nil {
 				if stop, rerr := objectError(ctx, err, func() error { return fail(obj, err) }); stop {
 					flush(nil)
@@ -234,15 +287,15 @@ func copyFolder(ctx context.Context, st State, src connector.MailboxSource, dst 
 				}
 				continue
 			}
+			claimed[w.TargetID] = true
 			batch = append(batch, w)
 			if w.Hash != "" {
 				res.Copied++
 				res.Bytes += w.Size
-				total.Objects++
-				total.Bytes += w.Size
+				t.add(model.ItemStats{Objects: 1, Bytes: w.Size}, f.Path)
 			} else {
 				res.Skipped++
-				total.Skipped++
+				t.add(model.ItemStats{Skipped: 1}, f.Path)
 			}
 		}
 		if len(batch) >= o.BatchSize {
@@ -250,12 +303,13 @@ func copyFolder(ctx context.Context, st State, src connector.MailboxSource, dst 
 				return res, err
 			}
 		}
-		if o.Progress != nil {
-			o.Progress(Progress{Folder: f.Path, Stats: *total})
-		}
+	}
+	if o.DryRun {
+		res.SourceCount = f.Messages
+		return res, nil
 	}
 	var cursor *model.Cursor
-	if !filtering {
+	if !filtering && !o.DryRun {
 		cursor = &model.Cursor{ItemID: o.ItemID, Folder: f.Path, Value: string(next())}
 	}
 	if err := flush(cursor); err != nil {
@@ -290,21 +344,51 @@ func objectError(ctx context.Context, err error, record func() error) (stop bool
 	return false, nil
 }
 
+// copyWithRetry retries an object whose copy failed on a dropped connection, with backoff.
+func copyWithRetry(ctx context.Context, src connector.MailboxSource, dst connector.MailboxTarget, f connector.Folder, ref connector.FolderRef, obj connector.Object, claimed map[string]bool) (model.Watermark, error) {
+	for attempt := 1; ; attempt++ {
+		w, err := copyObject(ctx, src, dst, f, ref, obj, claimed)
+		if err == nil || attempt == 3 || connector.ClassOf(err) != connector.Transient || ctx.Err() != nil {
+			return w, err
+		}
+		select {
+		case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+		case <-ctx.Done():
+			return w, ctx.Err()
+		}
+	}
+}
+
 // copyObject writes one object unless the target already has it, hashing it on the way through.
 // A watermark with an empty hash means the object was found at the target, not copied.
-func copyObject(ctx context.Context, src connector.MailboxSource, dst connector.MailboxTarget, f connector.Folder, ref connector.FolderRef, obj connector.Object) (model.Watermark, error) {
+func copyObject(ctx context.Context, src connector.MailboxSource, dst connector.MailboxTarget, f connector.Folder, ref connector.FolderRef, obj connector.Object, claimed map[string]bool) (model.Watermark, error) {
 	w := model.Watermark{Folder: f.Path, SourceID: obj.ID, Version: obj.Version, Size: obj.Size}
-	if tref, found, err := dst.Lookup(ctx, ref, obj); err != nil {
+	if obj.MessageID == "" {
+		// Without a Message-ID the content itself identifies the message: hash it first.
+		h, err := hashSource(ctx, src, f, obj)
+		if err != nil {
+			return w, err
+		}
+		obj.Hash = h
+	}
+	cands, err := dst.Lookup(ctx, ref, obj)
+	if err != nil {
 		return w, fmt.Errorf("look up target: %w", err)
-	} else if found {
-		w.TargetID = tref.ID
-		return w, nil
+	}
+	for _, c := range cands {
+		if !claimed[c.ID] {
+			w.TargetID = c.ID
+			return w, nil
+		}
 	}
 	body, err := src.Open(ctx, f, obj)
 	if err != nil {
 		return w, fmt.Errorf("read source message %s: %w", obj.ID, err)
 	}
 	defer body.Close()
+	if sz, ok := body.(interface{ Size() int64 }); ok {
+		obj.Size = sz.Size() // the exact byte count being streamed, for APPEND's literal
+	}
 	h := sha256.New()
 	cr := &countingReader{r: io.TeeReader(body, h)}
 	tref, err := dst.Put(ctx, ref, obj, cr)
@@ -313,6 +397,19 @@ func copyObject(ctx context.Context, src connector.MailboxSource, dst connector.
 	}
 	w.TargetID, w.Hash, w.Size = tref.ID, hexSum(h), cr.n
 	return w, nil
+}
+
+func hashSource(ctx context.Context, src connector.MailboxSource, f connector.Folder, obj connector.Object) (string, error) {
+	body, err := src.Open(ctx, f, obj)
+	if err != nil {
+		return "", fmt.Errorf("read source message %s: %w", obj.ID, err)
+	}
+	defer body.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, body); err != nil {
+		return "", connector.Classify(connector.Transient, fmt.Errorf("read source message %s: %w", obj.ID, err))
+	}
+	return hexSum(h), nil
 }
 
 type countingReader struct {

@@ -54,6 +54,10 @@ func (e *Engine) runItem(ctx context.Context, a ItemArgs) (model.ItemStats, []Fo
 	if err != nil {
 		return stats, nil, connector.Classify(connector.Fatal, err)
 	}
+	// Folders in parallel, one per source connection the endpoint allows.
+	if opts.Connections = src.Endpoint.Settings.Connections; opts.Connections <= 0 {
+		opts.Connections = DefaultConnections
+	}
 	source, err := srcConn.OpenSource(ctx, src)
 	if err != nil {
 		return stats, nil, fmt.Errorf("open source %s: %w", it.SourceEmail, err)
@@ -66,6 +70,9 @@ func (e *Engine) runItem(ctx context.Context, a ItemArgs) (model.ItemStats, []Fo
 	defer target.Close()
 	return CopyMailbox(ctx, e.st, source, target, opts)
 }
+
+// DefaultConnections is how many folders of one mailbox are copied at once unless the endpoint says.
+const DefaultConnections = 4
 
 func secretOf(it model.Item, source bool) string {
 	if it.Secret == nil {

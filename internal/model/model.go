@@ -182,6 +182,10 @@ type EndpointSettings struct {
 	Port               int      `json:"port,omitempty"`
 	Security           Security `json:"security,omitempty"`
 	InsecureSkipVerify bool     `json:"insecure_skip_verify,omitempty"`
+	CACert             string   `json:"ca_cert,omitempty"`          // PEM of a private CA, for on-premises servers
+	Auth               string   `json:"auth,omitempty"`             // plain (default), login or xoauth2
+	Connections        int      `json:"connections,omitempty"`      // per mailbox, to copy folders in parallel
+	HostConnections    int      `json:"host_connections,omitempty"` // cap per server host
 	AdminUser          string   `json:"admin_user,omitempty"`
 	Tenant             string   `json:"tenant,omitempty"`
 	ClientID           string   `json:"client_id,omitempty"`

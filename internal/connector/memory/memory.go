@@ -323,18 +323,19 @@ func (m *mailbox) EnsureFolder(ctx context.Context, f connector.Folder) (connect
 	return connector.FolderRef{ID: f.Path, Path: f.Path}, nil
 }
 
-func (m *mailbox) Lookup(ctx context.Context, dst connector.FolderRef, o connector.Object) (connector.TargetRef, bool, error) {
+func (m *mailbox) Lookup(ctx context.Context, dst connector.FolderRef, o connector.Object) ([]connector.TargetRef, error) {
 	m.s.mu.Lock()
 	defer m.s.mu.Unlock()
-	if o.MessageID == "" {
-		return connector.TargetRef{}, false, nil
-	}
+	var out []connector.TargetRef
 	for _, msg := range m.s.mailboxes[m.email][dst.Path] {
-		if msg.MsgID == o.MessageID && int64(len(msg.Body)) == o.Size {
-			return connector.TargetRef{ID: strconv.Itoa(msg.UID)}, true, nil
+		if int64(len(msg.Body)) != o.Size {
+			continue
+		}
+		if (o.MessageID != "" && msg.MsgID == o.MessageID) || (o.MessageID == "" && o.Hash != "" && Hash(msg.Body) == o.Hash) {
+			out = append(out, connector.TargetRef{ID: strconv.Itoa(msg.UID)})
 		}
 	}
-	return connector.TargetRef{}, false, nil
+	return out, nil
 }
 
 func (m *mailbox) Put(ctx context.Context, dst connector.FolderRef, o connector.Object, body io.Reader) (connector.TargetRef, error) {

@@ -1,0 +1,319 @@
+// Package imap is the IMAP connector, source and target, on emersion/go-imap/v2: LOGIN, PLAIN and
+// XOAUTH2; no TLS, STARTTLS or TLS with verification on by default; CONDSTORE deltas; APPEND with
+// flags and internal date, UIDPLUS; several connections per mailbox under a per-host cap.
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+
+	"github.com/ferry-migrate/ferry/internal/connector"
+	"github.com/ferry-migrate/ferry/internal/model"
+)
+
+// Defaults for connection counts.
+const (
+	DefaultConnections     = 4  // per mailbox: folders copied in parallel
+	DefaultHostConnections = 40 // per server host, across all mailboxes of this process
+)
+
+// Config is how to reach and sign in to one mailbox.
+type Config struct {
+	Host, Port         string
+	Security           model.Security
+	InsecureSkipVerify bool
+	CACert             string // PEM; empty = system roots
+	Auth               string // "", "plain", "login", "xoauth2"
+	User, Password     string // for xoauth2 the password is the access token
+	Connections        int
+	HostConnections    int
+}
+
+func configFor(s connector.Side) Config {
+	st := s.Endpoint.Settings
+	c := Config{Host: st.Host, Port: fmt.Sprint(st.Port), Security: st.Security, InsecureSkipVerify: st.InsecureSkipVerify,
+		CACert: st.CACert, Auth: st.Auth, User: s.Login, Password: s.Password, Connections: st.Connections, HostConnections: st.HostConnections}
+	if c.User == "" {
+		c.User = s.Email
+	}
+	// Without a per-item password, the endpoint's administrator signs in for the mailbox.
+	if c.Password == "" && s.Endpoint.Secret != nil {
+		c.Password = s.Endpoint.Secret.AdminPassword
+		if st.AdminUser != "" && s.Login == "" && s.Email == "" {
+			c.User = st.AdminUser
+		}
+	}
+	if st.Port == 0 {
+		c.Port = "993"
+		if c.Security != model.SecurityTLS {
+			c.Port = "143"
+		}
+	}
+	return c
+}
+
+// hostSlots caps connections per host across the process.
+var (
+	hostMu    sync.Mutex
+	hostSlots = map[string]chan struct{}{}
+)
+
+func hostSlot(host string, n int) chan struct{} {
+	hostMu.Lock()
+	defer hostMu.Unlock()
+	ch, ok := hostSlots[host]
+	if !ok {
+		if n <= 0 {
+			n = DefaultHostConnections
+		}
+		ch = make(chan struct{}, n)
+		hostSlots[host] = ch
+	}
+	return ch
+}
+
+// conn is one signed-in IMAP connection.
+type conn struct {
+	c        *imapclient.Client
+	selected string // mailbox currently selected
+	readOnly bool
+	release  func()
+}
+
+func (cf Config) addr() string { return net.JoinHostPort(cf.Host, cf.Port) }
+
+func (cf Config) tlsConfig() (*tls.Config, error) {
+	t := &tls.Config{ServerName: cf.Host, InsecureSkipVerify: cf.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+	if cf.CACert != "" {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(cf.CACert)) {
+			return nil, errors.New("ca_cert holds no PEM certificate")
+		}
+		t.RootCAs = pool
+	}
+	return t, nil
+}
+
+// dial connects and signs in, waiting for a host slot first.
+func dial(ctx context.Context, cf Config) (*conn, error) {
+	slot := hostSlot(cf.addr(), cf.HostConnections)
+	select {
+	case slot <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	release := func() { <-slot }
+	tc, err := cf.tlsConfig()
+	if err != nil {
+		release()
+		return nil, connector.Classify(connector.Fatal, err)
+	}
+	opts := &imapclient.Options{TLSConfig: tc, Dialer: &net.Dialer{Timeout: 30 * time.Second}}
+	var c *imapclient.Client
+	switch cf.Security {
+	case model.SecurityNone:
+		c, err = imapclient.DialInsecure(cf.addr(), opts)
+	case model.SecuritySTARTTLS:
+		c, err = imapclient.DialStartTLS(cf.addr(), opts)
+	default:
+		c, err = imapclient.DialTLS(cf.addr(), opts)
+	}
+	if err != nil {
+		release()
+		var certErr *tls.CertificateVerificationError
+		if errors.As(err, &certErr) {
+			return nil, connector.Classify(connector.Fatal, fmt.Errorf("connect to %s: server certificate not trusted: %w (set a CA certificate, or insecure_skip_verify for testing)", cf.addr(), err))
+		}
+		return nil, fmt.Errorf("connect to %s: %w", cf.addr(), err)
+	}
+	if err := login(c, cf); err != nil {
+		c.Close()
+		release()
+		return nil, err
+	}
+	return &conn{c: c, release: release}, nil
+}
+
+func login(c *imapclient.Client, cf Config) error {
+	var err error
+	switch strings.ToLower(cf.Auth) {
+	case "xoauth2":
+		err = c.Authenticate(&xoauth2{user: cf.User, token: cf.Password})
+	case "login":
+		err = c.Login(cf.User, cf.Password).Wait()
+	case "plain", "":
+		if c.Caps().Has(imap.AuthCap(sasl.Plain)) {
+			err = c.Authenticate(sasl.NewPlainClient("", cf.User, cf.Password))
+		} else {
+			err = c.Login(cf.User, cf.Password).Wait()
+		}
+	default:
+		return connector.Classify(connector.Fatal, fmt.Errorf("unknown auth %q: want plain, login or xoauth2", cf.Auth))
+	}
+	if err != nil {
+		return connector.Classify(connector.Fatal, fmt.Errorf("%s: sign-in as %s failed: %w", cf.addr(), cf.User, err))
+	}
+	return nil
+}
+
+// xoauth2 is Google's and Microsoft's SASL mechanism for OAuth 2.0 bearer tokens.
+type xoauth2 struct{ user, token string }
+
+func (x *xoauth2) Start() (string, []byte, error) {
+	return "XOAUTH2", []byte("user=" + x.user + "\x01auth=Bearer " + x.token + "\x01\x01"), nil
+}
+
+// Next answers the server's error challenge with an empty response, as the mechanism requires.
+func (x *xoauth2) Next(challenge []byte) ([]byte, error) { return []byte{}, nil }
+
+func (c *conn) close() {
+	c.c.Close()
+	c.release()
+}
+
+// sel selects a mailbox unless it already is; read-only for sources.
+func (c *conn) sel(name string, readOnly bool) (*imap.SelectData, error) {
+	if c.selected == name && c.readOnly == readOnly {
+		return nil, nil
+	}
+	d, err := c.c.Select(name, &imap.SelectOptions{ReadOnly: readOnly, CondStore: c.c.Caps().Has(imap.CapCondStore)}).Wait()
+	if err != nil {
+		c.selected = ""
+		return nil, err
+	}
+	c.selected, c.readOnly = name, readOnly
+	return d, nil
+}
+
+// pool hands out connections to one mailbox, at most max at once.
+type pool struct {
+	cf   Config
+	max  int
+	sem  chan struct{}
+	mu   sync.Mutex
+	idle []*conn
+	caps imap.CapSet
+	dead bool
+}
+
+func newPool(ctx context.Context, cf Config) (*pool, error) {
+	n := cf.Connections
+	if n <= 0 {
+		n = DefaultConnections
+	}
+	p := &pool{cf: cf, max: n, sem: make(chan struct{}, n)}
+	// Sign in once now so bad credentials fail at open, not in the middle of a folder.
+	c, err := p.get(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	p.caps = c.c.Caps()
+	p.put(c, nil)
+	return p, nil
+}
+
+// get returns a connection, preferring one with mailbox already selected.
+func (p *pool) get(ctx context.Context, mailbox string) (*conn, error) {
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	p.mu.Lock()
+	for i, c := range p.idle {
+		if c.selected == mailbox || i == len(p.idle)-1 {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			p.mu.Unlock()
+			return c, nil
+		}
+	}
+	p.mu.Unlock()
+	c, err := dial(ctx, p.cf)
+	if err != nil {
+		<-p.sem
+		return nil, err
+	}
+	return c, nil
+}
+
+// put returns a connection; one that failed at the network level is closed instead.
+func (p *pool) put(c *conn, err error) {
+	if err != nil && isNetErr(err) {
+		c.close()
+	} else {
+		p.mu.Lock()
+		p.idle = append(p.idle, c)
+		p.mu.Unlock()
+	}
+	<-p.sem
+}
+
+// do runs fn on a connection, retrying with backoff on a fresh connection when the network drops.
+func (p *pool) do(ctx context.Context, mailbox string, fn func(c *conn) error) error {
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-time.After(time.Duration(1<<attempt) * 100 * time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		var c *conn
+		c, err = p.get(ctx, mailbox)
+		if err != nil {
+			if connector.ClassOf(err) == connector.Fatal {
+				return err
+			}
+			continue
+		}
+		err = fn(c)
+		p.put(c, err)
+		if err == nil || !isNetErr(err) {
+			return err
+		}
+	}
+	return fmt.Errorf("%s: gave up after retries: %w", p.cf.addr(), err)
+}
+
+func (p *pool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.idle {
+		c.c.Logout().Wait()
+		c.close()
+	}
+	p.idle = nil
+}
+
+// isNetErr reports a dropped or broken connection (worth a retry), as opposed to a server answer.
+func isNetErr(err error) bool {
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe")
+}
+
+// classify marks a server's NO/BAD answer about one message as per-object.
+func classify(err error) error {
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		return connector.Classify(connector.Permanent, fmt.Errorf("server answered: %w", err))
+	}
+	return err
+}

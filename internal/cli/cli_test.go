@@ -27,6 +27,9 @@ const adminPW = "Cli-Admin-Password-42"
 // TestMain lets the test binary act as a ferry server for the crash test: with FERRY_TEST_CHILD set
 // it seeds the memory connector and runs `ferry serve`, so the test can kill it with SIGKILL.
 func TestMain(m *testing.M) {
+	if os.Getenv("FERRY_TEST_EXEC") != "" {
+		os.Exit(Execute(context.Background(), os.Args[1:]))
+	}
 	if dir := os.Getenv("FERRY_TEST_CHILD"); dir != "" {
 		seedChild(dir)
 		os.Exit(Execute(context.Background(), os.Args[1:]))

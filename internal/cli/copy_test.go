@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/ferry-migrate/ferry/internal/testenv/dovecot"
+)
+
+func imapURL(s *dovecot.Server, user string) string {
+	return fmt.Sprintf("imap://%s:%s@%s/?security=none", user, dovecot.Password(user), s.Addr)
+}
+
+func dial(t *testing.T, s *dovecot.Server) *imapclient.Client {
+	t.Helper()
+	c, err := imapclient.DialInsecure(s.Addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Login("alice", dovecot.Password("alice")).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// seed fills the source: n messages spread over folders, 1-30 KB each.
+func seed(t *testing.T, c *imapclient.Client, folders []string, n int) {
+	t.Helper()
+	for _, f := range folders {
+		if f != "INBOX" {
+			if err := c.Create(f, nil).Wait(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := 0; i < n; i++ {
+		body := []byte(fmt.Sprintf("Message-ID: <m%d@seed>\r\nSubject: message %d\r\n\r\n%s\r\n", i, i, strings.Repeat("x", 1000*(1+i%30))))
+		cmd := c.Append(folders[i%len(folders)], int64(len(body)), &goimap.AppendOptions{Flags: []goimap.Flag{goimap.FlagSeen, goimap.Flag("Kw" + fmt.Sprint(i%3))},
+			Time: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Hour)})
+		cmd.Write(body)
+		cmd.Close()
+		if _, err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// contents lists every message of every folder as "folder hash flags date".
+func contents(t *testing.T, c *imapclient.Client) []string {
+	t.Helper()
+	boxes, err := c.List("", "*", nil).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, b := range boxes {
+		sd, err := c.Select(b.Mailbox, &goimap.SelectOptions{ReadOnly: true}).Wait()
+		if err != nil || sd.NumMessages == 0 {
+			continue
+		}
+		msgs, err := c.Fetch(goimap.SeqSet{goimap.SeqRange{Start: 1, Stop: 0}}, &goimap.FetchOptions{Flags: true, InternalDate: true,
+			BodySection: []*goimap.FetchItemBodySection{{Peek: true}}}).Collect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			h := sha256.Sum256(m.BodySection[0].Bytes)
+			var fl []string
+			for _, f := range m.Flags {
+				if f != `\Recent` {
+					fl = append(fl, string(f))
+				}
+			}
+			sort.Strings(fl)
+			out = append(out, fmt.Sprintf("%s %s %v %s", b.Mailbox, hex.EncodeToString(h[:8]), fl, m.InternalDate.UTC().Format(time.RFC3339)))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestCopyCommand(t *testing.T) {
+	src := dovecot.Start(t, dovecot.Options{Users: []string{"alice"}})
+	dst := dovecot.Start(t, dovecot.Options{Users: []string{"alice"}})
+	seed(t, dial(t, src), []string{"INBOX", "Archive/2020", "Projekte & Co"}, 60)
+	state := filepath.Join(t.TempDir(), "state.db")
+
+	code, out, errs := run(t, "", "copy", imapURL(src, "alice"), imapURL(dst, "alice"), "--state", state, "--dry-run")
+	if code != 0 || !strings.Contains(out, "WOULD COPY") || !strings.Contains(out, "Projekte & Co") {
+		t.Fatalf("dry run: exit %d\n%s\n%s", code, out, errs)
+	}
+	if got := contents(t, dial(t, dst)); len(got) != 0 {
+		t.Fatalf("dry run wrote %d messages", len(got))
+	}
+	code, out, errs = run(t, "", "copy", imapURL(src, "alice"), imapURL(dst, "alice"), "--state", state)
+	if code != 0 || !strings.Contains(out, "60 messages copied") || !strings.Contains(out, "RECONCILED") {
+		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errs)
+	}
+	want := contents(t, dial(t, src))
+	if got := contents(t, dial(t, dst)); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("target differs from source:\n%v\n%v", got, want)
+	}
+	code, out, _ = run(t, "", "copy", imapURL(src, "alice"), imapURL(dst, "alice"), "--state", state)
+	if code != 0 || !strings.Contains(out, "0 messages copied") {
+		t.Fatalf("second copy: exit %d\n%s", code, out)
+	}
+	// Passwords from stdin, bad URLs and bad flags get clear errors and exit 2.
+	noPW := func(s *dovecot.Server) string { return fmt.Sprintf("imap://alice@%s/?security=none", s.Addr) }
+	code, out, errs = run(t, dovecot.Password("alice")+"\n"+dovecot.Password("alice")+"\n", "copy", noPW(src), noPW(dst), "--state", state, "--src-password-stdin", "--dst-password-stdin")
+	if code != 0 {
+		t.Fatalf("stdin passwords: exit %d %s %s", code, out, errs)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"copy", "ftp://a@b/", noPW(dst)}, `scheme "ftp" is not supported`},
+		{[]string{"copy", noPW(src), noPW(dst)}, "no src password"},
+		{[]string{"copy", imapURL(src, "alice") + "&colour=red", imapURL(dst, "alice")}, `unknown option "colour"`},
+		{[]string{"copy", imapURL(src, "alice"), imapURL(dst, "alice"), "--pass", "prestage"}, "needs --older-than"},
+	} {
+		code, _, errs := run(t, "", c.args...)
+		if code != ExitUsage || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", c.args, code, errs, ExitUsage, c.want)
+		}
+	}
+	code, _, errs = run(t, "", "copy", strings.Replace(imapURL(src, "alice"), dovecot.Password("alice"), "wrong", 1), imapURL(dst, "alice"), "--state", state)
+	if code == 0 || !strings.Contains(errs, "sign-in as alice failed") {
+		t.Fatalf("wrong password: exit %d %s", code, errs)
+	}
+}
+
+// TestCopyKilledMidwayResumesExactly kills `ferry copy` with SIGKILL part-way and runs it again:
+// the target ends exactly like the source, nothing missing, nothing twice.
+func TestCopyKilledMidwayResumesExactly(t *testing.T) {
+	src := dovecot.Start(t, dovecot.Options{Users: []string{"alice"}})
+	dst := dovecot.Start(t, dovecot.Options{Users: []string{"alice"}})
+	seed(t, dial(t, src), []string{"INBOX", "A", "B", "C"}, 1500)
+	state := filepath.Join(t.TempDir(), "state.db")
+	cmd := exec.Command(os.Args[0], "copy", imapURL(src, "alice"), imapURL(dst, "alice"), "--state", state, "--connections", "2")
+	cmd.Env = append(os.Environ(), "FERRY_TEST_EXEC=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	dc := dial(t, dst)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		n := 0
+		for _, f := range []string{"INBOX", "A", "B", "C"} {
+			if st, err := dc.Status(f, &goimap.StatusOptions{NumMessages: true}).Wait(); err == nil {
+				n += int(*st.NumMessages)
+			}
+		}
+		if n >= 200 {
+			if n >= 1500 {
+				t.Fatalf("copy finished before it could be killed (%d messages)", n)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("copy made no progress: %d messages", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+
+	code, out, errs := run(t, "", "copy", imapURL(src, "alice"), imapURL(dst, "alice"), "--state", state)
+	if code != 0 {
+		t.Fatalf("re-run after kill: exit %d\n%s\n%s", code, out, errs)
+	}
+	want, got := contents(t, dial(t, src)), contents(t, dial(t, dst))
+	if len(got) != 1500 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("after kill and re-run the target holds %d messages, source %d, or they differ", len(got), len(want))
+	}
+}

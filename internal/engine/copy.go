@@ -68,7 +68,7 @@ type FolderResult struct {
 	Errors       int64  `json:"errors"`
 	SourceCount  int    `json:"source_count"`
 	TargetCount  int    `json:"target_count"`
-	Filtered     int    `json:"filtered"` // left out by a date filter, so not expected at the target
+	Filtered     int    `json:"filtered"`             // left out by a date filter, so not expected at the target
 	WouldCopy    int64  `json:"would_copy,omitempty"` // dry run: objects that a real pass would write
 	Reconciled   bool   `json:"reconciled"`
 	ErrorSummary string `json:"error,omitempty"`

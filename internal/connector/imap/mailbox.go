@@ -189,7 +189,9 @@ func parseCursor(c connector.Cursor) (cursor, bool) {
 	return cu, err == nil
 }
 
-func (cu cursor) String() string { return fmt.Sprintf("v=%d,n=%d,m=%d", cu.validity, cu.next, cu.modseq) }
+func (cu cursor) String() string {
+	return fmt.Sprintf("v=%d,n=%d,m=%d", cu.validity, cu.next, cu.modseq)
+}
 
 // List yields a folder's messages: all of them, or with a cursor only those new (UID above UIDNEXT)
 // or changed (MODSEQ above HIGHESTMODSEQ, with CONDSTORE). An unchanged folder costs no command

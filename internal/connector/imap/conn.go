@@ -204,8 +204,8 @@ type pool struct {
 	sem  chan struct{}
 	mu   sync.Mutex
 	idle []*conn
+	open int // connections dialled and not closed
 	caps imap.CapSet
-	dead bool
 }
 
 func newPool(ctx context.Context, cf Config) (*pool, error) {
@@ -224,7 +224,9 @@ func newPool(ctx context.Context, cf Config) (*pool, error) {
 	return p, nil
 }
 
-// get returns a connection, preferring one with mailbox already selected.
+// get returns a connection: one with mailbox already selected if there is one, else a new one
+// while under the limit, else any idle one. Keeping each folder on its own connection spares the
+// server a SELECT per message, which costs it more than the message itself.
 func (p *pool) get(ctx context.Context, mailbox string) (*conn, error) {
 	select {
 	case p.sem <- struct{}{}:
@@ -232,16 +234,29 @@ func (p *pool) get(ctx context.Context, mailbox string) (*conn, error) {
 		return nil, ctx.Err()
 	}
 	p.mu.Lock()
+	pick := -1
 	for i, c := range p.idle {
-		if c.selected == mailbox || i == len(p.idle)-1 {
-			p.idle = append(p.idle[:i], p.idle[i+1:]...)
-			p.mu.Unlock()
-			return c, nil
+		if c.selected == mailbox {
+			pick = i
+			break
 		}
 	}
+	if pick < 0 && p.open >= p.max && len(p.idle) > 0 {
+		pick = 0
+	}
+	if pick >= 0 {
+		c := p.idle[pick]
+		p.idle = append(p.idle[:pick], p.idle[pick+1:]...)
+		p.mu.Unlock()
+		return c, nil
+	}
+	p.open++
 	p.mu.Unlock()
 	c, err := dial(ctx, p.cf)
 	if err != nil {
+		p.mu.Lock()
+		p.open--
+		p.mu.Unlock()
 		<-p.sem
 		return nil, err
 	}
@@ -252,6 +267,9 @@ func (p *pool) get(ctx context.Context, mailbox string) (*conn, error) {
 func (p *pool) put(c *conn, err error) {
 	if err != nil && isNetErr(err) {
 		c.close()
+		p.mu.Lock()
+		p.open--
+		p.mu.Unlock()
 	} else {
 		p.mu.Lock()
 		p.idle = append(p.idle, c)
@@ -294,6 +312,7 @@ func (p *pool) close() {
 	for _, c := range p.idle {
 		c.c.Logout().Wait()
 		c.close()
+		p.open--
 	}
 	p.idle = nil
 }

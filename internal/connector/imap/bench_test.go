@@ -1,0 +1,268 @@
+package imap_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	goimap "github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/ferry-migrate/ferry/internal/testenv/dovecot"
+)
+
+// BenchmarkCopyVsMbsync copies one generated mailbox (3,000+ messages, 800+ MB, 16 folders, sizes
+// up to 20 MB) from a Dovecot to two other Dovecots: once with `ferry copy` and once with mbsync
+// (Debian's isync), in the same run, and checks Ferry's copy is byte-identical with flags,
+// keywords and internal dates. Run with -benchtime 1x; it needs about 3 GB of /tmp.
+//
+//	go test -run '^$' -bench CopyVsMbsync -benchtime 1x -timeout 30m ./internal/connector/imap/
+//
+// FERRY_BENCH_CONNECTIONS sets ferry copy's --connections (default 4).
+func BenchmarkCopyVsMbsync(b *testing.B) {
+	mbsync, err := exec.LookPath("mbsync")
+	if err != nil {
+		b.Skip("mbsync not installed (apt-get install isync)")
+	}
+	src := dovecot.Start(b, dovecot.Options{Users: []string{"alice"}})
+	ferryDst := dovecot.Start(b, dovecot.Options{Users: []string{"alice"}})
+	mbsyncDst := dovecot.Start(b, dovecot.Options{Users: []string{"alice"}})
+	folders := generate(b, src)
+
+	bin := filepath.Join(b.TempDir(), "ferry")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../../cmd/ferry").CombinedOutput(); err != nil {
+		b.Fatalf("build ferry: %v\n%s", err, out)
+	}
+	state := filepath.Join(b.TempDir(), "state.db")
+	url := func(s *dovecot.Server) string {
+		return fmt.Sprintf("imap://alice:%s@%s/?security=none", dovecot.Password("alice"), s.Addr)
+	}
+	cpu := func(p *os.ProcessState) time.Duration { return p.UserTime() + p.SystemTime() }
+	var ferryCPU time.Duration
+	runFerry := func() (time.Duration, int64) {
+		conns := os.Getenv("FERRY_BENCH_CONNECTIONS") // default: ferry copy's own default
+		if conns == "" {
+			conns = "4"
+		}
+		cmd := exec.Command(bin, "copy", url(src), url(ferryDst), "--state", state, "--connections", conns)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("ferry copy: %v\n%s", err, out.String())
+		}
+		ferryCPU = cpu(cmd.ProcessState)
+		return time.Since(start), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KiB on Linux
+	}
+	// Dovecot's CPU is read from its master's reaped children: let the generator's sessions end.
+	time.Sleep(2 * time.Second)
+	srcCPU, dstCPU := src.CPU(), ferryDst.CPU()
+	b.ResetTimer()
+	ferryFull, ferryRSS := runFerry()
+	b.StopTimer()
+	fullCPU := ferryCPU
+	time.Sleep(time.Second)
+	ferryServers := src.CPU() - srcCPU + ferryDst.CPU() - dstCPU
+	ferryDelta, deltaRSS := runFerry()
+
+	srcCPU, dstCPU = src.CPU(), mbsyncDst.CPU()
+	mbFull, mbCPU := runMbsync(b, mbsync, src, mbsyncDst)
+	time.Sleep(time.Second)
+	mbServers := src.CPU() - srcCPU + mbsyncDst.CPU() - dstCPU
+
+	// Verify Ferry's copy: every message byte-identical, with flags, keywords and internal date.
+	want, got := mailboxState(b, src), mailboxState(b, ferryDst)
+	identical := 0
+	for k, v := range want {
+		if got[k] == v {
+			identical++
+		}
+	}
+	if identical != len(want) || len(got) != len(want) {
+		b.Fatalf("ferry: %d of %d messages identical (target holds %d)", identical, len(want), len(got))
+	}
+	mb := mailboxState(b, mbsyncDst)
+	mbIdentical := 0
+	for k, v := range want {
+		if mb[k] == v {
+			mbIdentical++
+		}
+	}
+	b.ReportMetric(ferryFull.Seconds(), "ferry-full-s")
+	b.ReportMetric(mbFull.Seconds(), "mbsync-full-s")
+	b.ReportMetric(ferryFull.Seconds()/mbFull.Seconds(), "ratio")
+	b.ReportMetric(ferryDelta.Seconds(), "ferry-delta-s")
+	b.ReportMetric(float64(max(ferryRSS, deltaRSS))/1024, "ferry-peak-rss-MB")
+	b.ReportMetric(fullCPU.Seconds(), "ferry-cpu-s")
+	b.ReportMetric(mbCPU.Seconds(), "mbsync-cpu-s")
+	b.ReportMetric(ferryServers.Seconds(), "dovecot-cpu-s-under-ferry")
+	b.ReportMetric(mbServers.Seconds(), "dovecot-cpu-s-under-mbsync")
+	b.ReportMetric(100*float64(identical)/float64(len(want)), "ferry-identical-%")
+	b.ReportMetric(100*float64(mbIdentical)/float64(len(want)), "mbsync-identical-%")
+	b.Logf("%d messages in %d folders; ferry %s (delta %s, peak RSS %d MB), mbsync %s, ratio %.2f; identical: ferry %d/%d, mbsync %d/%d",
+		len(want), folders, ferryFull.Round(time.Millisecond), ferryDelta.Round(time.Millisecond), max(ferryRSS, deltaRSS)/1024,
+		mbFull.Round(time.Millisecond), ferryFull.Seconds()/mbFull.Seconds(), identical, len(want), mbIdentical, len(want))
+}
+
+// generate APPENDs the benchmark mailbox: 3,000 messages over 16 folders; 2,880 of 4-60 KB and
+// 120 of 2-20 MB (two of exactly 20 MB); flags, keywords and distinct dates. Deterministic.
+func generate(b testing.TB, s *dovecot.Server) int {
+	folders := []string{"INBOX", "Sent", "Drafts", "Archive", "Archive/2021", "Archive/2022", "Archive/2023", "Projects", "Projects/Alpha",
+		"Projects/Beta.v2", "Clients & Partners", "Receipts", "Travel", "Newsletters", "Team [internal]", "Отчёты"}
+	r := rand.New(rand.NewPCG(1, 2))
+	type msg struct {
+		folder string
+		body   []byte
+		flags  []goimap.Flag
+		date   time.Time
+	}
+	msgs := make(chan msg, 8)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var fail error
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := benchClient(b, s)
+			defer c.Close()
+			for m := range msgs {
+				cmd := c.Append(m.folder, int64(len(m.body)), &goimap.AppendOptions{Flags: m.flags, Time: m.date})
+				cmd.Write(m.body)
+				cmd.Close()
+				if _, err := cmd.Wait(); err != nil {
+					once.Do(func() { fail = err })
+				}
+			}
+		}()
+	}
+	c := benchClient(b, s)
+	for _, f := range folders {
+		c.Create(f, nil).Wait()
+	}
+	c.Close()
+	filler := bytes.Repeat([]byte("The quick brown fox jumps over the lazy dog. 0123456789 ABCDEFGHIJ\r\n"), 20<<20/68+1)
+	for i := 0; i < 3000; i++ {
+		size := 4<<10 + r.IntN(56<<10)
+		if i%25 == 0 {
+			size = 2<<20 + r.IntN(18<<20)
+		}
+		if i == 500 || i == 2500 {
+			size = 20 << 20
+		}
+		head := fmt.Sprintf("Message-ID: <bench-%d@ferry.test>\r\nFrom: sender%d@example.com\r\nTo: alice@example.com\r\nSubject: benchmark message %d\r\nDate: Mon, 2 Jan 2023 15:04:05 +0000\r\n\r\n", i, i%37, i)
+		body := append([]byte(head), filler[:max(0, size-len(head))]...)
+		flags := []goimap.Flag{}
+		if i%2 == 0 {
+			flags = append(flags, goimap.FlagSeen)
+		}
+		if i%7 == 0 {
+			flags = append(flags, goimap.FlagFlagged, "$Important")
+		}
+		if i%11 == 0 {
+			flags = append(flags, "Kunde-"+goimap.Flag(fmt.Sprint(i%5)), goimap.FlagAnswered)
+		}
+		msgs <- msg{folder: folders[i%len(folders)], body: body, flags: flags, date: time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * 17 * time.Minute)}
+	}
+	close(msgs)
+	wg.Wait()
+	if fail != nil {
+		b.Fatalf("generate: %v", fail)
+	}
+	return len(folders)
+}
+
+func benchClient(b testing.TB, s *dovecot.Server) *imapclient.Client {
+	c, err := imapclient.DialInsecure(s.Addr, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Login("alice", dovecot.Password("alice")).Wait(); err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+// mailboxState maps "folder/Message-ID" to a message's hash, sorted flags and internal date.
+func mailboxState(b testing.TB, s *dovecot.Server) map[string]string {
+	c := benchClient(b, s)
+	defer c.Close()
+	boxes, err := c.List("", "*", nil).Collect()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, box := range boxes {
+		sd, err := c.Select(box.Mailbox, &goimap.SelectOptions{ReadOnly: true}).Wait()
+		if err != nil || sd.NumMessages == 0 {
+			continue
+		}
+		cmd := c.Fetch(goimap.SeqSet{goimap.SeqRange{Start: 1, Stop: 0}}, &goimap.FetchOptions{Flags: true, InternalDate: true,
+			BodySection: []*goimap.FetchItemBodySection{{Peek: true}}})
+		for m := cmd.Next(); m != nil; m = cmd.Next() {
+			buf, err := m.Collect()
+			if err != nil {
+				b.Fatal(err)
+			}
+			body := buf.BodySection[0].Bytes
+			var fl []string
+			for _, f := range buf.Flags {
+				if f != `\Recent` {
+					fl = append(fl, string(f))
+				}
+			}
+			sort.Strings(fl)
+			h := sha256.Sum256(body)
+			id := headerLine(body, "message-id:")
+			out[box.Mailbox+"/"+id] = hex.EncodeToString(h[:]) + " " + strings.Join(fl, ",") + " " + buf.InternalDate.UTC().Format(time.RFC3339)
+		}
+		if err := cmd.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return out
+}
+
+func headerLine(body []byte, name string) string {
+	for _, l := range bytes.Split(body, []byte("\r\n")) {
+		if len(l) == 0 {
+			break
+		}
+		if bytes.HasPrefix(bytes.ToLower(l), []byte(name)) {
+			return string(bytes.TrimSpace(l[len(name):]))
+		}
+	}
+	return ""
+}
+
+func runMbsync(b testing.TB, bin string, src, dst *dovecot.Server) (time.Duration, time.Duration) {
+	dir, _ := os.MkdirTemp("", "mbsync-")
+	defer os.RemoveAll(dir)
+	account := func(name string, s *dovecot.Server) string {
+		host, port, _ := strings.Cut(s.Addr, ":")
+		return fmt.Sprintf("IMAPAccount %[1]s\nHost %[2]s\nPort %[3]s\nUser alice\nPass %[4]s\nSSLType None\nAuthMechs LOGIN\n\nIMAPStore %[1]s\nAccount %[1]s\n\n", name, host, port, dovecot.Password("alice"))
+	}
+	conf := account("src", src) + account("dst", dst) +
+		"Channel copy\nFar :src:\nNear :dst:\nPatterns *\nCreate Near\nSync Pull\nExpunge None\nCopyArrivalDate yes\nSyncState " + dir + "/\n"
+	path := filepath.Join(dir, "mbsyncrc")
+	os.WriteFile(path, []byte(conf), 0o600)
+	cmd := exec.Command(bin, "-c", path, "-a", "-q")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("mbsync: %v\n%s", err, out.String())
+	}
+	return time.Since(start), cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+}

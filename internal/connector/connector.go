@@ -44,6 +44,11 @@ type Object struct {
 // Cursor is an opaque per-folder change marker; "" means enumerate everything.
 type Cursor string
 
+// ErrResync, yielded by List before the objects, says the folder's previous ids are void (an IMAP
+// UIDVALIDITY change): the engine forgets the folder's watermarks and matches every object against
+// the target again. It is a signal, not a failure; the listing goes on.
+var ErrResync = errors.New("folder ids changed: full re-check")
+
 // FolderRef is a folder as the target knows it.
 type FolderRef struct {
 	ID   string

@@ -27,6 +27,7 @@ type State interface {
 	Watermarks(ctx context.Context, itemID, folder string) (map[string]model.Watermark, error)
 	Cursor(ctx context.Context, itemID, folder string) (string, error)
 	Checkpoint(ctx context.Context, itemID string, marks []model.Watermark, cursor *model.Cursor) error
+	ForgetFolder(ctx context.Context, itemID, folder string) error
 	AddObjectError(ctx context.Context, e store.ObjectError) error
 }
 
@@ -246,6 +247,16 @@ func copyFolder(ctx context.Context, st State, src connector.MailboxSource, dst 
 	}
 	now := o.Now()
 	for obj, err := range objects {
+		if errors.Is(err, connector.ErrResync) {
+			// The old ids are void: their watermarks would match nothing and would keep the
+			// target's copies claimed, so forget them and let the lookup re-match everything.
+			if err := st.ForgetFolder(ctx, o.ItemID, f.Path); err != nil {
+				return res, err
+			}
+			clear(marks)
+			clear(claimed)
+			continue
+		}
 		if err != nil {
 			if ferr := flush(nil); ferr != nil {
 				return res, ferr

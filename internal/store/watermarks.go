@@ -74,6 +74,17 @@ func (s *Store) Checkpoint(ctx context.Context, itemID string, marks []model.Wat
 	})
 }
 
+// ForgetFolder deletes a folder's watermarks and cursor, when the source says its ids changed.
+func (s *Store) ForgetFolder(ctx context.Context, itemID, folder string) error {
+	return s.InTx(ctx, func(tx *Tx) error {
+		if _, err := s.exec(ctx, tx.tx, `DELETE FROM watermarks WHERE item_id = ? AND folder = ?`, itemID, folder); err != nil {
+			return err
+		}
+		_, err := s.exec(ctx, tx.tx, `DELETE FROM cursors WHERE item_id = ? AND folder = ?`, itemID, folder)
+		return err
+	})
+}
+
 // ObjectError records why one object could not be copied; the pass goes on.
 type ObjectError struct {
 	ItemID, PassID, Folder, SourceID, Reason string

@@ -241,6 +241,11 @@ func (m *Mailbox) List(ctx context.Context, f connector.Folder, c connector.Curs
 			return
 		}
 		next = connector.Cursor(now.String())
+		if havePrev && prev.validity != now.validity {
+			if !yield(connector.Object{}, connector.ErrResync) {
+				return
+			}
+		}
 		for _, msg := range msgs {
 			o := connector.Object{ID: fmt.Sprintf("%d/%d", now.validity, msg.UID), Size: msg.RFC822Size, Date: msg.InternalDate,
 				MessageID: headerMessageID(bodyOf(msg)), Flags: flagStrings(msg.Flags), Version: version(msg)}

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferry-migrate/ferry/internal/api"
 	"github.com/ferry-migrate/ferry/internal/api/client"
@@ -357,5 +358,34 @@ func TestProblemDetailsOnBadInput(t *testing.T) {
 	err := e.admin.Do(ctx, "GET", "/api/v1/projects/nope", nil, nil)
 	if client.StatusOf(err) != 404 {
 		t.Errorf("missing project: %v, want 404", err)
+	}
+}
+
+func TestExpiredTokenAndMetrics(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	var out struct{ Token string }
+	if err := e.admin.Do(ctx, "POST", "/api/v1/tokens", map[string]string{"name": "short", "expires": "1ms"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if err := client.New(e.srv.URL, out.Token).Do(ctx, "GET", "/api/v1/me", nil, nil); client.StatusOf(err) != 401 || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("expired token: %v, want 401", err)
+	}
+	e.project(t)
+	var res api.ImportResponse
+	if err := e.admin.Upload(ctx, "POST", "/api/v1/projects/acme/items/import", "text/csv", strings.NewReader("source_email,target_email\na@x.example,a@y.example\nb@x.example,b@y.example\n"), &res); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(e.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`ferry_items{status="NotStarted"} 2`, "ferry_passes_total 0", "ferry_bytes_copied_total 0", "go_goroutines"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }

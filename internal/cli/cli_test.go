@@ -170,6 +170,28 @@ func TestCLIEndToEnd(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "TOTAL") || !strings.Contains(out, "4 items") {
 		t.Fatalf("stats: exit %d\n%s", code, out)
 	}
+	code, out, _ = run(t, "", "endpoint", "list")
+	if code != 0 || !strings.Contains(out, "old") || !strings.Contains(out, "cli-dst") || strings.Contains(out, "Src-Admin-Pw-1") || !strings.Contains(out, "set") {
+		t.Fatalf("endpoint list: exit %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "", "endpoint", "show", "old", "-o", "json")
+	if code != 0 || strings.Contains(out, "Src-Admin-Pw-1") || !strings.Contains(out, `"has_credentials": true`) {
+		t.Fatalf("endpoint show: exit %d\n%s", code, out)
+	}
+	var projects []api.ProjectView
+	code, out, _ = run(t, "", "project", "list", "-o", "json")
+	if code != 0 || json.Unmarshal([]byte(out), &projects) != nil || len(projects) != 1 || projects[0].Counts[model.StatusCompleted] != 4 {
+		t.Fatalf("project list: exit %d\n%s", code, out)
+	}
+	if code, out, _ := run(t, "", "migrate", "stop", "acme"); code != 0 || !strings.Contains(out, "Stopping 0 items") {
+		t.Fatalf("migrate stop: exit %d %s", code, out)
+	}
+	if code, out, _ := run(t, "", "completion", "bash"); code != 0 || !strings.Contains(out, "__start_ferry") {
+		t.Fatalf("completion: exit %d, %d bytes", code, len(out))
+	}
+	if code, _, errs := run(t, "", "migrate", "start", "acme", "--pass", "sideways"); code == 0 || !strings.Contains(errs, `unknown pass "sideways"`) {
+		t.Fatalf("bad pass type: exit %d %s", code, errs)
+	}
 	// A Reader can look but not start.
 	if code, out, errs := run(t, "Reader-Password-99\n", "user", "add", "rita", "--role", "Reader", "--password-stdin"); code != 0 {
 		t.Fatalf("user add: %d %s %s", code, out, errs)
@@ -294,4 +316,52 @@ func waitAddr(t *testing.T, path string) string {
 	}
 	t.Fatalf("server did not write %s", path)
 	return ""
+}
+
+func TestRotateKeyKeepsCredentialsReadable(t *testing.T) {
+	memory.NewServer("rot-src", "Rotating-Pw-5")
+	data := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Setenv("FERRY_ADMIN_PASSWORD", adminPW)
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	serve := func() (string, chan error) {
+		addr, done := make(chan string, 1), make(chan error, 1)
+		go func() {
+			done <- Serve(ctx, ServeOptions{Data: data, Listen: "127.0.0.1:0", LogLevel: "error", Ready: func(a string) { addr <- a }}, io.Discard)
+		}()
+		return "http://" + <-addr, done
+	}
+	url, done := serve()
+	if code, _, errs := run(t, adminPW+"\n", "login", "--server", url, "--user", "admin", "--password-stdin"); code != 0 {
+		t.Fatal(errs)
+	}
+	if code, _, errs := run(t, "Rotating-Pw-5\n", "endpoint", "add", "old", "--kind", "memory", "--host", "rot-src", "--admin-password-stdin"); code != 0 {
+		t.Fatal(errs)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(data, "master.key"))
+	code, out, errs := run(t, "", "admin", "rotate-key", "--data", data)
+	if code != 0 || !strings.Contains(out, "Re-encrypted 1 credentials") {
+		t.Fatalf("rotate-key: exit %d %s %s", code, out, errs)
+	}
+	after, _ := os.ReadFile(filepath.Join(data, "master.key"))
+	if bytes.Equal(before, after) || len(after) == 0 {
+		t.Fatal("master.key unchanged after rotation")
+	}
+	if _, err := os.Stat(filepath.Join(data, "master.key.new")); !os.IsNotExist(err) {
+		t.Fatalf("master.key.new left behind: %v", err)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	url, done = serve()
+	defer func() { cancel(); <-done }()
+	if code, _, errs := run(t, adminPW+"\n", "login", "--server", url, "--user", "admin", "--password-stdin"); code != 0 {
+		t.Fatal(errs)
+	}
+	if code, out, errs := run(t, "", "endpoint", "verify", "old"); code != 0 || !strings.Contains(out, "OK") {
+		t.Fatalf("verify after rotation (credentials must still open): exit %d %s %s", code, out, errs)
+	}
 }

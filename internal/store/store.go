@@ -64,6 +64,10 @@ func Open(ctx context.Context, dataDir, url string, keys *secret.Keyring) (*Stor
 			path = filepath.Join(dataDir, "ferry.db")
 		}
 		s.dialect, s.dsn = SQLite, path
+		// SQLite gives its WAL and shared-memory files the database file's mode: make that 0600.
+		if f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o600); err == nil {
+			f.Close()
+		}
 		// Immediate transactions avoid SQLite's read-to-write upgrade deadlock; busy_timeout lets
 		// writers queue behind each other instead of failing.
 		s.db, err = sql.Open("sqlite", SQLiteDSN(path))

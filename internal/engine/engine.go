@@ -316,17 +316,26 @@ func (e *Engine) release() {
 	e.mu.Unlock()
 }
 
-// heartbeat renews the item's lease and turns a stop request into a cancellation.
+// heartbeat renews the item's lease and turns a stop request into a cancellation. A worker that
+// could not renew for a whole lease stops itself: another may have taken its slot by then.
 func (e *Engine) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, itemID string) {
 	t := time.NewTicker(e.cfg.Lease / 3)
 	defer t.Stop()
+	renewed := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		if time.Since(renewed) > e.cfg.Lease {
+			cancel(errLeaseLost)
+			return
+		}
 		stop, err := e.st.RenewLease(ctx, itemID, e.owner, e.cfg.Lease)
+		if err == nil {
+			renewed = time.Now()
+		}
 		switch {
 		case errors.Is(err, store.ErrLeaseLost):
 			cancel(errLeaseLost)

@@ -62,7 +62,7 @@ func newRig(t *testing.T, db storetest.DB, n, msgs, maxConc int) *rig {
 	if _, err := st.ImportItems(ctx, r.project.ID, "tester", in); err != nil {
 		t.Fatal(err)
 	}
-	r.eng, err = New(ctx, st, Config{Workers: 20, Lease: 3 * time.Second, ScheduleEvery: time.Hour, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	r.eng, err = New(ctx, st, Config{Workers: 20, ScheduleEvery: time.Hour, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +306,7 @@ func TestShutdownCheckpointsAndResumes(t *testing.T) {
 		t.Fatal("no audit event records the shutdown")
 	}
 	// A new engine on the same database resumes from the checkpoints.
-	eng, err := New(ctx, r.st, Config{Workers: 10, Lease: 3 * time.Second, ScheduleEvery: time.Hour, Log: r.eng.log})
+	eng, err := New(ctx, r.st, Config{Workers: 10, ScheduleEvery: time.Hour, Log: r.eng.log})
 	if err != nil {
 		t.Fatal(err)
 	}

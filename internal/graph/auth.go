@@ -1,0 +1,89 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+)
+
+// AppCredential is how an app registration signs in: a client secret, a certificate (PFX or PEM
+// with its key), or a managed identity.
+type AppCredential struct {
+	Tenant, ClientID    string
+	ClientSecret        string
+	Certificate         []byte // PFX or PEM
+	CertificatePassword string
+	ManagedIdentity     bool
+}
+
+type azureTokens struct{ cred azcore.TokenCredential }
+
+func (a azureTokens) Token(ctx context.Context, scope string) (string, error) {
+	t, err := a.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
+	if err != nil {
+		return "", err
+	}
+	return t.Token, nil
+}
+
+// Credentials caches one azidentity credential (and so its tokens) per tenant, app and cloud.
+type Credentials struct {
+	mu    sync.Mutex
+	cache map[string]TokenSource
+	// Options lets tests and the emulator point sign-in at another host.
+	Options azcore.ClientOptions
+}
+
+// For returns the token source of an app in a cloud.
+func (cs *Credentials) For(c Cloud, app AppCredential) (TokenSource, error) {
+	key := strings.Join([]string{c.Name, c.LoginURL, app.Tenant, app.ClientID}, "|")
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if ts, ok := cs.cache[key]; ok {
+		return ts, nil
+	}
+	opts := cs.Options
+	opts.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: strings.TrimRight(c.LoginURL, "/") + "/"}
+	custom := true
+	for _, known := range Clouds {
+		custom = custom && known.LoginURL != c.LoginURL
+	}
+	var cred azcore.TokenCredential
+	var err error
+	switch {
+	case app.ManagedIdentity:
+		o := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: opts}
+		if app.ClientID != "" {
+			o.ID = azidentity.ClientID(app.ClientID)
+		}
+		cred, err = azidentity.NewManagedIdentityCredential(o)
+	case len(app.Certificate) > 0:
+		certs, key, perr := azidentity.ParseCertificates(app.Certificate, []byte(app.CertificatePassword))
+		if perr != nil {
+			return nil, fmt.Errorf("app certificate: %w", perr)
+		}
+		cred, err = azidentity.NewClientCertificateCredential(app.Tenant, app.ClientID, certs, key,
+			&azidentity.ClientCertificateCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: custom, SendCertificateChain: true})
+	case app.ClientSecret != "":
+		cred, err = azidentity.NewClientSecretCredential(app.Tenant, app.ClientID, app.ClientSecret,
+			&azidentity.ClientSecretCredentialOptions{ClientOptions: opts, DisableInstanceDiscovery: custom})
+	default:
+		return nil, errors.New("app credential: give a client secret, a certificate, or managed identity")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("app credential: %w", err)
+	}
+	if cs.cache == nil {
+		cs.cache = map[string]TokenSource{}
+	}
+	ts := azureTokens{cred}
+	cs.cache[key] = ts
+	return ts, nil
+}

@@ -31,6 +31,7 @@ type copyFlags struct {
 	folderMap, exclude, include       []string
 	connections                       int
 	dryRun, srcPwStdin, dstPwStdin    bool
+	deletions                         bool
 }
 
 func copyCmd(g *globals) *cobra.Command {
@@ -64,6 +65,7 @@ Exit codes: 0 everything is at the target; 3 something is missing or failed (see
 	fl.StringArrayVar(&f.include, "include", nil, "copy only folders matching this regular expression (repeatable)")
 	fl.IntVar(&f.connections, "connections", 4, "connections per side: folders copied in parallel")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "show what would be copied; write nothing")
+	fl.BoolVar(&f.deletions, "delete", false, "also delete at the target what was deleted at the source since it was copied")
 	fl.BoolVar(&f.srcPwStdin, "src-password-stdin", false, "read the source password from standard input")
 	fl.BoolVar(&f.dstPwStdin, "dst-password-stdin", false, "read the target password from standard input")
 	return cmd
@@ -175,7 +177,7 @@ func runCopy(ctx context.Context, g *globals, srcRaw, dstRaw string, f copyFlags
 	if err != nil {
 		return withCode(ExitUsage, err)
 	}
-	co := engine.CopyOptions{Include: inc, Exclude: exc, FolderMap: rules, Connections: f.connections, DryRun: f.dryRun}
+	co := engine.CopyOptions{Include: inc, Exclude: exc, FolderMap: rules, Connections: f.connections, DryRun: f.dryRun, PropagateDeletions: f.deletions}
 	switch f.pass {
 	case "full":
 		if f.olderThan != "" {
@@ -419,7 +421,7 @@ func printResults(g *globals, results []engine.FolderResult, dryRun bool) {
 			}
 			return
 		}
-		fmt.Fprintln(w, "SOURCE FOLDER\tTARGET FOLDER\tSOURCE\tTARGET\tCOPIED\tUPDATED\tERRORS\tRECONCILED")
+		fmt.Fprintln(w, "SOURCE FOLDER\tTARGET FOLDER\tSOURCE\tTARGET\tCOPIED\tUPDATED\tDELETED\tERRORS\tRECONCILED")
 		for _, r := range results {
 			ok := "yes"
 			if !r.Reconciled {
@@ -428,7 +430,7 @@ func printResults(g *globals, results []engine.FolderResult, dryRun bool) {
 			if r.Filtered > 0 {
 				ok += fmt.Sprintf(" (%d left for a later pass)", r.Filtered)
 			}
-			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", r.Source, r.Target, r.SourceCount, r.TargetCount, r.Copied, r.Updated, r.Errors, ok)
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", r.Source, r.Target, r.SourceCount, r.TargetCount, r.Copied, r.Updated, r.Deleted, r.Errors, ok)
 		}
 	})
 }

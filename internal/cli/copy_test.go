@@ -187,3 +187,66 @@ func TestCopyKilledMidwayResumesExactly(t *testing.T) {
 		t.Fatalf("after kill and re-run the target holds %d messages, source %d, or they differ", len(got), len(want))
 	}
 }
+
+func TestCopyRulesDateFilterAndDeletions(t *testing.T) {
+	src := dovecot.Start(t, dovecot.Options{Users: []string{"alice"}})
+	dst := dovecot.Start(t, dovecot.Options{Users: []string{"alice"}})
+	sc := dial(t, src)
+	for _, f := range []string{"Work", "Spam-ish", "Old Stuff"} {
+		if err := sc.Create(f, nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put := func(folder, id string, date time.Time) {
+		body := []byte("Message-ID: <" + id + "@x>\r\n\r\n" + id + "\r\n")
+		cmd := sc.Append(folder, int64(len(body)), &goimap.AppendOptions{Time: date})
+		cmd.Write(body)
+		cmd.Close()
+		if _, err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, recent := time.Now().AddDate(0, 0, -200), time.Now().AddDate(0, 0, -2)
+	put("Work", "w-old", old)
+	put("Work", "w-new", recent)
+	put("Spam-ish", "s1", old)
+	put("Old Stuff", "o1", old)
+	state := filepath.Join(t.TempDir(), "state.db")
+	args := []string{"copy", imapURL(src, "alice"), imapURL(dst, "alice"), "--state", state, "--exclude", "^Spam", "--folder-map", "Old (.*)=Archive/$1"}
+
+	code, out, errs := run(t, "", append(args, "--pass", "prestage", "--older-than", "90d")...)
+	if code != 0 || !strings.Contains(out, "left for a later pass") {
+		t.Fatalf("prestage: exit %d\n%s\n%s", code, out, errs)
+	}
+	dc := dial(t, dst)
+	count := func(box string) int {
+		st, err := dc.Status(box, &goimap.StatusOptions{NumMessages: true}).Wait()
+		if err != nil {
+			return -1
+		}
+		return int(*st.NumMessages)
+	}
+	if count("Work") != 1 || count("Archive/Stuff") != 1 || count("Spam-ish") != -1 {
+		t.Fatalf("after prestage: Work %d, Archive/Stuff %d, Spam-ish %d; want 1, 1, absent", count("Work"), count("Archive/Stuff"), count("Spam-ish"))
+	}
+	if code, out, errs := run(t, "", args...); code != 0 || count("Work") != 2 {
+		t.Fatalf("full after prestage: exit %d, Work %d\n%s\n%s", code, count("Work"), out, errs)
+	}
+	// Delete w-old at the source: only --delete removes it from the target.
+	if _, err := sc.Select("Work", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Store(goimap.SeqSetNum(1), &goimap.StoreFlags{Op: goimap.StoreFlagsAdd, Flags: []goimap.Flag{goimap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Expunge().Close(); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := run(t, "", args...); code != 0 || count("Work") != 2 {
+		t.Fatalf("without --delete: exit %d, Work %d, want 2", code, count("Work"))
+	}
+	code, out, errs = run(t, "", append(args, "--delete")...)
+	if code != 0 || count("Work") != 1 {
+		t.Fatalf("with --delete: exit %d, Work %d, want 1\n%s\n%s", code, count("Work"), out, errs)
+	}
+}

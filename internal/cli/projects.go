@@ -20,12 +20,12 @@ func projectCmd(g *globals) *cobra.Command {
 	var workload, source, target, workgroup string
 	var maxConc, olderDays, newerDays int
 	var include, exclude, folderMap []string
-	var impersonation bool
+	var impersonation, deletions bool
 	create := &cobra.Command{
 		Use: "create NAME", Short: "Create a project pairing a source and a target endpoint", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts := model.ProjectOptions{MaxConcurrent: maxConc, IncludeFolders: include, ExcludeFolders: exclude,
-				OlderThanDays: olderDays, NewerThanDays: newerDays, Impersonation: impersonation}
+				OlderThanDays: olderDays, NewerThanDays: newerDays, Impersonation: impersonation, PropagateDeletions: deletions}
 			for _, m := range folderMap {
 				from, to, ok := strings.Cut(m, "=")
 				if !ok {
@@ -59,6 +59,7 @@ func projectCmd(g *globals) *cobra.Command {
 	f.IntVar(&olderDays, "older-than-days", 0, "prestage: copy only items older than this many days")
 	f.IntVar(&newerDays, "newer-than-days", 0, "copy only items newer than this many days")
 	f.BoolVar(&impersonation, "impersonation", false, "use the endpoint's admin credentials for every mailbox")
+	f.BoolVar(&deletions, "propagate-deletions", false, "full passes also delete at the target what was deleted at the source")
 	create.MarkFlagRequired("source")
 	create.MarkFlagRequired("target")
 	table := func(ps []api.ProjectView) func(w *tabwriter.Writer) {

@@ -77,6 +77,8 @@ type MailboxTarget interface {
 	Lookup(ctx context.Context, dst FolderRef, o Object) ([]TargetRef, error)
 	Put(ctx context.Context, dst FolderRef, o Object, body io.Reader) (TargetRef, error)
 	SetFlags(ctx context.Context, dst FolderRef, ref TargetRef, o Object) error
+	// Delete removes objects from the target, when deletions at the source are propagated.
+	Delete(ctx context.Context, dst FolderRef, refs []TargetRef) error
 	Count(ctx context.Context, dst FolderRef) (int, error)
 	Close() error
 }

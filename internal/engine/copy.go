@@ -28,6 +28,7 @@ type State interface {
 	Cursor(ctx context.Context, itemID, folder string) (string, error)
 	Checkpoint(ctx context.Context, itemID string, marks []model.Watermark, cursor *model.Cursor) error
 	ForgetFolder(ctx context.Context, itemID, folder string) error
+	ForgetObjects(ctx context.Context, itemID, folder string, sourceIDs []string) error
 	AddObjectError(ctx context.Context, e store.ObjectError) error
 }
 
@@ -42,8 +43,11 @@ type CopyOptions struct {
 	BatchSize      int  // watermarks per checkpoint
 	Connections    int  // folders copied at once (the connectors pool their connections)
 	DryRun         bool // count what would be copied, write nothing
-	Now            func() time.Time
-	Progress       func(Progress) // called after each object, from several goroutines; may be nil
+	// PropagateDeletions removes from the target what was copied earlier and is gone from the
+	// source. It needs a full listing of every folder, so such a pass does not use cursors.
+	PropagateDeletions bool
+	Now                func() time.Time
+	Progress           func(Progress) // called after each object, from several goroutines; may be nil
 }
 
 // FolderRule renames source folders matching From to To (with $1-style references).
@@ -65,6 +69,7 @@ type FolderResult struct {
 	Copied       int64  `json:"copied"`
 	Bytes        int64  `json:"bytes"`
 	Updated      int64  `json:"updated"`
+	Deleted      int64  `json:"deleted,omitempty"`
 	Skipped      int64  `json:"skipped"`
 	Errors       int64  `json:"errors"`
 	SourceCount  int    `json:"source_count"`
@@ -222,9 +227,10 @@ func copyFolder(ctx context.Context, st State, src connector.MailboxSource, dst 
 	// A date filter leaves objects behind that a cursor would never list again, so the cursor only
 	// advances on unfiltered passes.
 	filtering := o.OlderThan > 0 || o.NewerThan > 0
-	if filtering {
+	if filtering || o.PropagateDeletions {
 		cur = ""
 	}
+	seen := map[string]bool{}
 	// Target objects already matched to a source object: a lookup must not hand them out twice.
 	claimed := make(map[string]bool, len(marks))
 	for _, w := range marks {
@@ -263,6 +269,7 @@ func copyFolder(ctx context.Context, st State, src connector.MailboxSource, dst 
 			}
 			return res, fmt.Errorf("list %q: %w", f.Path, err)
 		}
+		seen[obj.ID] = true
 		if (o.OlderThan > 0 && obj.Date.After(now.Add(-o.OlderThan))) || (o.NewerThan > 0 && obj.Date.Before(now.Add(-o.NewerThan))) {
 			res.Filtered++
 			continue
@@ -318,6 +325,29 @@ func copyFolder(ctx context.Context, st State, src connector.MailboxSource, dst 
 	if o.DryRun {
 		res.SourceCount = f.Messages
 		return res, nil
+	}
+	if o.PropagateDeletions {
+		if err := flush(nil); err != nil {
+			return res, err
+		}
+		var refs []connector.TargetRef
+		var ids []string
+		for id, w := range marks {
+			if !seen[id] && w.TargetID != "" {
+				refs, ids = append(refs, connector.TargetRef{ID: w.TargetID}), append(ids, id)
+			}
+		}
+		if len(refs) > 0 {
+			if err := dst.Delete(ctx, ref, refs); err != nil {
+				if stop, rerr := objectError(ctx, err, func() error { return fail(connector.Object{ID: "deletions"}, err) }); stop {
+					return res, rerr
+				}
+			} else if err := st.ForgetObjects(ctx, o.ItemID, f.Path, ids); err != nil {
+				return res, err
+			} else {
+				res.Deleted = int64(len(refs))
+			}
+		}
 	}
 	var cursor *model.Cursor
 	if !filtering && !o.DryRun {

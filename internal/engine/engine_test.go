@@ -325,3 +325,34 @@ func TestShutdownCheckpointsAndResumes(t *testing.T) {
 		}
 	}
 }
+
+func TestDeletionsPropagateOnlyWhenAsked(t *testing.T) {
+	r := newRig(t, storetest.SQLite(t), 1, 4, 1)
+	ctx := context.Background()
+	r.start(t, model.PassFull)
+	r.waitIdle(t, time.Minute)
+	r.src.Remove("u000@example.com", "INBOX", 2)
+	r.start(t, model.PassFull)
+	r.waitIdle(t, time.Minute)
+	if got := r.dst.Count("u000@example.com", "INBOX"); got != 4 {
+		t.Fatalf("without the option the target lost a message: %d, want 4", got)
+	}
+	opts := r.project.Options
+	opts.PropagateDeletions = true
+	if err := r.st.UpdateProjectOptions(ctx, r.project.ID, opts); err != nil {
+		t.Fatal(err)
+	}
+	r.start(t, model.PassFull)
+	r.waitIdle(t, time.Minute)
+	if got := r.dst.Count("u000@example.com", "INBOX"); got != 3 {
+		t.Fatalf("with propagate_deletions the target holds %d, want 3", got)
+	}
+	items, _, _ := r.st.Items(ctx, r.project.ID, store.ItemFilter{})
+	if n, _ := r.st.CountWatermarks(ctx, items[0].ID); n != 4 {
+		t.Fatalf("watermarks after the deletion = %d, want 4 (3 in INBOX, 1 in Sent Items)", n)
+	}
+	runs, _ := r.st.Runs(ctx, items[0].ID)
+	if !strings.Contains(string(runs[0].Folders), `"deleted":1`) {
+		t.Fatalf("run does not report the deletion: %s", runs[0].Folders)
+	}
+}

@@ -104,7 +104,9 @@ func (e *Engine) copyOptions(p model.Project, pass model.Pass, itemID string) (C
 	if err != nil {
 		return CopyOptions{}, fmt.Errorf("project %s: %w", p.Name, err)
 	}
-	o := CopyOptions{ItemID: itemID, PassID: pass.ID, Include: inc, Exclude: exc, FolderMap: rules}
+	o := CopyOptions{ItemID: itemID, PassID: pass.ID, Include: inc, Exclude: exc, FolderMap: rules,
+		// Only a full pass sees every object, so only it may conclude that one is gone.
+		PropagateDeletions: p.Options.PropagateDeletions && pass.Type == model.PassFull}
 	day := 24 * time.Hour
 	switch {
 	case pass.Type == model.PassPrestage && pass.OlderThan > 0:

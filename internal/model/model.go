@@ -210,6 +210,8 @@ type ProjectOptions struct {
 	OlderThanDays  int          `json:"older_than_days,omitempty"`
 	NewerThanDays  int          `json:"newer_than_days,omitempty"`
 	Impersonation  bool         `json:"impersonation,omitempty"`
+	// PropagateDeletions removes from the target what was deleted at the source since it was copied.
+	PropagateDeletions bool `json:"propagate_deletions,omitempty"`
 }
 
 // FolderRule maps source folders matching From (a regular expression) to To (which may use $1).

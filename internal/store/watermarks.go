@@ -85,6 +85,18 @@ func (s *Store) ForgetFolder(ctx context.Context, itemID, folder string) error {
 	})
 }
 
+// ForgetObjects deletes the watermarks of objects removed from the target.
+func (s *Store) ForgetObjects(ctx context.Context, itemID, folder string, sourceIDs []string) error {
+	return s.InTx(ctx, func(tx *Tx) error {
+		for _, id := range sourceIDs {
+			if _, err := s.exec(ctx, tx.tx, `DELETE FROM watermarks WHERE item_id = ? AND folder = ? AND source_id = ?`, itemID, folder, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // ObjectError records why one object could not be copied; the pass goes on.
 type ObjectError struct {
 	ItemID, PassID, Folder, SourceID, Reason string

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -622,6 +623,35 @@ func (m *Mailbox) SetFlags(ctx context.Context, dst connector.FolderRef, ref con
 		}
 		return c.c.Store(imap.UIDSetNum(imap.UID(n)), &imap.StoreFlags{Op: imap.StoreFlagsSet, Silent: true, Flags: imapFlags(o.Flags)}, nil).Close()
 	}))
+}
+
+// Delete marks the messages \Deleted and expunges them (with UIDPLUS, only those).
+func (m *Mailbox) Delete(ctx context.Context, dst connector.FolderRef, refs []connector.TargetRef) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	// A plain EXPUNGE would also remove messages that arrived with \Deleted set: only UID EXPUNGE
+	// removes exactly these.
+	if !m.p.caps.Has(imap.CapUIDPlus) {
+		return connector.Classify(connector.Permanent, errors.New("the target lacks UIDPLUS, so deletions cannot be propagated without risk to other messages"))
+	}
+	var set imap.UIDSet
+	for _, r := range refs {
+		n, err := strconv.ParseUint(r.ID, 10, 32)
+		if err != nil || n == 0 {
+			continue
+		}
+		set.AddNum(imap.UID(n))
+	}
+	return m.p.do(ctx, dst.ID, func(c *conn) error {
+		if _, err := c.sel(dst.ID, false); err != nil {
+			return err
+		}
+		if err := c.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+			return err
+		}
+		return c.c.UIDExpunge(set).Close()
+	})
 }
 
 // Count returns how many messages a target folder holds now.

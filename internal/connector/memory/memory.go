@@ -383,6 +383,39 @@ func (m *mailbox) Count(ctx context.Context, dst connector.FolderRef) (int, erro
 	return len(m.s.mailboxes[m.email][dst.Path]), nil
 }
 
+// Delete removes target messages; their UIDs stay taken, as on an IMAP server.
+func (m *mailbox) Delete(ctx context.Context, dst connector.FolderRef, refs []connector.TargetRef) error {
+	m.s.mu.Lock()
+	defer m.s.mu.Unlock()
+	msgs := m.s.mailboxes[m.email][dst.Path]
+	gone := map[int]bool{}
+	for _, r := range refs {
+		uid, _ := strconv.Atoi(r.ID)
+		gone[uid] = true
+	}
+	kept := msgs[:0]
+	for _, msg := range msgs {
+		if !gone[msg.UID] {
+			kept = append(kept, msg)
+		}
+	}
+	m.s.mailboxes[m.email][dst.Path] = kept
+	return nil
+}
+
+// Remove deletes a source message, as a user would between passes.
+func (s *Server) Remove(email, folder string, uid int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	msgs := s.mailboxes[email][folder]
+	for i, msg := range msgs {
+		if msg.UID == uid {
+			s.mailboxes[email][folder] = append(msgs[:i:i], msgs[i+1:]...)
+			return
+		}
+	}
+}
+
 // SetFlags changes a source message's flags, as a user would between passes.
 func (s *Server) SetFlags(email, folder string, uid int, flags ...string) {
 	s.mu.Lock()

@@ -94,12 +94,8 @@ func tokenCmd(g *globals) *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List your API tokens", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
+			ts, err := fetch[[]model.Token](cmd, g, "/api/v1/tokens")
 			if err != nil {
-				return err
-			}
-			var ts []model.Token
-			if err := c.Do(cmd.Context(), "GET", "/api/v1/tokens", nil, &ts); err != nil {
 				return err
 			}
 			return g.print(ts, func(w *tabwriter.Writer) {
@@ -174,12 +170,8 @@ func userCmd(g *globals) *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List users", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
+			us, err := fetch[[]model.User](cmd, g, "/api/v1/users")
 			if err != nil {
-				return err
-			}
-			var us []model.User
-			if err := c.Do(cmd.Context(), "GET", "/api/v1/users", nil, &us); err != nil {
 				return err
 			}
 			return g.print(us, func(w *tabwriter.Writer) {
@@ -273,12 +265,8 @@ func endpointCmd(g *globals) *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List endpoints", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
+			es, err := fetch[[]model.Endpoint](cmd, g, "/api/v1/endpoints")
 			if err != nil {
-				return err
-			}
-			var es []model.Endpoint
-			if err := c.Do(cmd.Context(), "GET", "/api/v1/endpoints", nil, &es); err != nil {
 				return err
 			}
 			return g.print(es, table(es))
@@ -287,12 +275,8 @@ func endpointCmd(g *globals) *cobra.Command {
 	show := &cobra.Command{
 		Use: "show NAME", Short: "Show one endpoint (never its credentials)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
+			e, err := fetch[model.Endpoint](cmd, g, "/api/v1/endpoints/"+esc(args[0]))
 			if err != nil {
-				return err
-			}
-			var e model.Endpoint
-			if err := c.Do(cmd.Context(), "GET", "/api/v1/endpoints/"+esc(args[0]), nil, &e); err != nil {
 				return err
 			}
 			return g.print(e, table([]model.Endpoint{e}))

@@ -79,12 +79,8 @@ func projectCmd(g *globals) *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List projects with item counts", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
+			ps, err := fetch[[]api.ProjectView](cmd, g, "/api/v1/projects")
 			if err != nil {
-				return err
-			}
-			var ps []api.ProjectView
-			if err := c.Do(cmd.Context(), "GET", "/api/v1/projects", nil, &ps); err != nil {
 				return err
 			}
 			return g.print(ps, table(ps))
@@ -93,12 +89,8 @@ func projectCmd(g *globals) *cobra.Command {
 	show := &cobra.Command{
 		Use: "show NAME", Short: "Show a project", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
+			p, err := fetch[api.ProjectView](cmd, g, "/api/v1/projects/"+esc(args[0]))
 			if err != nil {
-				return err
-			}
-			var p api.ProjectView
-			if err := c.Do(cmd.Context(), "GET", "/api/v1/projects/"+esc(args[0]), nil, &p); err != nil {
 				return err
 			}
 			return g.print(p, func(w *tabwriter.Writer) {
@@ -355,12 +347,8 @@ func statsCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use: "stats PROJECT", Short: "Per-item status, folders, objects, bytes, errors and duration", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
+			st, err := fetch[api.StatsResponse](cmd, g, "/api/v1/projects/"+esc(args[0])+"/stats")
 			if err != nil {
-				return err
-			}
-			var st api.StatsResponse
-			if err := c.Do(cmd.Context(), "GET", "/api/v1/projects/"+esc(args[0])+"/stats", nil, &st); err != nil {
 				return err
 			}
 			return g.print(st, func(w *tabwriter.Writer) {

@@ -154,6 +154,16 @@ func (g *globals) client() (*client.Client, error) {
 	return client.New(server, token), nil
 }
 
+// fetch GETs an API path into a T with the command's client.
+func fetch[T any](cmd *cobra.Command, g *globals, path string) (T, error) {
+	var v T
+	c, err := g.client()
+	if err != nil {
+		return v, err
+	}
+	return v, c.Do(cmd.Context(), "GET", path, nil, &v)
+}
+
 // print writes v as JSON, or calls table to write a human table.
 func (g *globals) print(v any, table func(w *tabwriter.Writer)) error {
 	if g.output == "json" {

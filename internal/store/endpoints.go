@@ -64,15 +64,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, e model.Endpoint) (model.End
 }
 
 func (s *Store) sealEndpointSecret(id string, sec *model.EndpointSecret) (string, error) {
-	if sec == nil || sec.Empty() {
-		return "", nil
-	}
-	plain, _ := json.Marshal(sec)
-	sealed, err := s.keys.Seal(plain, "endpoint/"+id)
-	if err != nil {
-		return "", fmt.Errorf("seal endpoint credentials: %w", err)
-	}
-	return sealed, nil
+	return s.seal("endpoint/"+id, sec, sec == nil || sec.Empty())
 }
 
 // SetEndpointSecret replaces an endpoint's credentials.
@@ -115,15 +107,8 @@ func (s *Store) EndpointWithSecret(ctx context.Context, id string) (model.Endpoi
 	if err != nil || sealed == "" {
 		return e, err
 	}
-	plain, err := s.keys.Open(sealed, "endpoint/"+e.ID)
-	if err != nil {
-		return e, fmt.Errorf("open endpoint %s credentials: %w", e.ID, err)
-	}
 	e.Secret = &model.EndpointSecret{}
-	if err := json.Unmarshal(plain, e.Secret); err != nil {
-		return e, fmt.Errorf("endpoint %s credentials: %w", e.ID, err)
-	}
-	return e, nil
+	return e, s.unseal("endpoint/"+e.ID, sealed, e.Secret)
 }
 
 // Endpoints lists the endpoints of the given workgroups.

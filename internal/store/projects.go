@@ -151,15 +151,7 @@ func (s *Store) ImportItems(ctx context.Context, projectID, actor string, in []I
 }
 
 func (s *Store) sealItemSecret(id string, sec *model.ItemSecret) (string, error) {
-	if sec == nil || (sec.SourcePassword == "" && sec.TargetPassword == "") {
-		return "", nil
-	}
-	plain, _ := json.Marshal(sec)
-	sealed, err := s.keys.Seal(plain, "item/"+id)
-	if err != nil {
-		return "", fmt.Errorf("seal item credentials: %w", err)
-	}
-	return sealed, nil
+	return s.seal("item/"+id, sec, sec == nil || (sec.SourcePassword == "" && sec.TargetPassword == ""))
 }
 
 const itemCols = `id, project_id, source_email, target_email, source_login, target_login, secret, status, stats, last_error, last_pass_id, updated_at`
@@ -189,12 +181,8 @@ func (s *Store) ItemWithSecret(ctx context.Context, id string) (model.Item, erro
 	if err != nil || sealed == "" {
 		return it, err
 	}
-	plain, err := s.keys.Open(sealed, "item/"+it.ID)
-	if err != nil {
-		return it, fmt.Errorf("open item %s credentials: %w", it.ID, err)
-	}
 	it.Secret = &model.ItemSecret{}
-	return it, json.Unmarshal(plain, it.Secret)
+	return it, s.unseal("item/"+it.ID, sealed, it.Secret)
 }
 
 // ItemFilter selects and orders items of a project.

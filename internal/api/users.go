@@ -3,7 +3,6 @@ package api
 import (
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/ferry-migrate/ferry/internal/auth"
 	"github.com/ferry-migrate/ferry/internal/engine"
@@ -344,5 +343,3 @@ func nonNil[T any](xs []T) []T {
 	}
 	return xs
 }
-
-var _ = time.Second

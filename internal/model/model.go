@@ -163,17 +163,16 @@ type Customer struct {
 // Endpoint is one side of a migration: a server or tenant and how to reach it.
 // Credentials are held encrypted by the store and are write-only through the API.
 type Endpoint struct {
-	ID          string            `json:"id"`
-	WorkgroupID string            `json:"workgroup_id"`
-	CustomerID  string            `json:"customer_id,omitempty"`
-	Name        string            `json:"name"`
-	Kind        EndpointKind      `json:"kind"`
-	Settings    EndpointSettings  `json:"settings"`
-	Domains     []string          `json:"domains"`
-	HasSecret   bool              `json:"has_credentials"`
-	CreatedAt   time.Time         `json:"created_at"`
-	Secret      *EndpointSecret   `json:"-"`
-	Extra       map[string]string `json:"extra,omitempty"`
+	ID          string           `json:"id"`
+	WorkgroupID string           `json:"workgroup_id"`
+	CustomerID  string           `json:"customer_id,omitempty"`
+	Name        string           `json:"name"`
+	Kind        EndpointKind     `json:"kind"`
+	Settings    EndpointSettings `json:"settings"`
+	Domains     []string         `json:"domains"`
+	HasSecret   bool             `json:"has_credentials"`
+	CreatedAt   time.Time        `json:"created_at"`
+	Secret      *EndpointSecret  `json:"-"`
 }
 
 // EndpointSettings are the non-secret connection settings.

@@ -24,12 +24,11 @@ import (
 
 // Server is a running Dovecot.
 type Server struct {
-	Dir      string // everything lives here
-	Addr     string // plain IMAP (STARTTLS offered when TLS is on)
-	TLSAddr  string // implicit TLS, when TLS is on
-	CertPEM  []byte // the self-signed certificate, when TLS is on
-	cmd      *exec.Cmd
-	password string
+	Dir     string // everything lives here
+	Addr    string // plain IMAP (STARTTLS offered when TLS is on)
+	TLSAddr string // implicit TLS, when TLS is on
+	CertPEM []byte // the self-signed certificate, when TLS is on
+	cmd     *exec.Cmd
 }
 
 // Options shape a server.

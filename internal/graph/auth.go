@@ -2,6 +2,8 @@ package graph
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -43,7 +45,9 @@ type Credentials struct {
 
 // For returns the token source of an app in a cloud.
 func (cs *Credentials) For(c Cloud, app AppCredential) (TokenSource, error) {
-	key := strings.Join([]string{c.Name, c.LoginURL, app.Tenant, app.ClientID}, "|")
+	// The credential material is part of the key: a changed secret must not reuse the old one.
+	material := sha256.Sum256([]byte(app.ClientSecret + "\x00" + string(app.Certificate) + "\x00" + app.CertificatePassword + fmt.Sprint(app.ManagedIdentity)))
+	key := strings.Join([]string{c.Name, c.LoginURL, app.Tenant, app.ClientID, hex.EncodeToString(material[:])}, "|")
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if ts, ok := cs.cache[key]; ok {

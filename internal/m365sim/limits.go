@@ -1,0 +1,81 @@
+package m365sim
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+
+	"github.com/ferry-migrate/ferry/internal/throttle"
+)
+
+// window is what one key has spent: requests in flight, and a log of recent requests and uploads,
+// checked as a sliding window like the service's.
+type window struct {
+	inFlight int
+	reqs     []time.Time
+	ups      []upload
+}
+
+type upload struct {
+	at    time.Time
+	bytes int64
+}
+
+// admit decides whether a request may run now. If not, it says how long until it could.
+func (s *Server) admit(key throttle.Key, bytes int64) (release func(), retryAfter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now, lim := s.now(), s.limits
+	w := s.windows[key]
+	if w == nil {
+		w = &window{}
+		s.windows[key] = w
+	}
+	for len(w.reqs) > 0 && now.Sub(w.reqs[0]) >= lim.Window {
+		w.reqs = w.reqs[1:]
+	}
+	for len(w.ups) > 0 && now.Sub(w.ups[0].at) >= lim.ByteWindow {
+		w.ups = w.ups[1:]
+	}
+	if lim.Concurrency > 0 && w.inFlight >= lim.Concurrency {
+		return nil, time.Second
+	}
+	if lim.Requests > 0 && len(w.reqs) >= lim.Requests {
+		return nil, lim.Window - now.Sub(w.reqs[0])
+	}
+	if lim.Bytes > 0 && bytes > 0 {
+		var sum int64
+		for _, u := range w.ups {
+			sum += u.bytes
+		}
+		if sum+bytes > lim.Bytes && len(w.ups) > 0 {
+			// Wait until enough of the window has slid out.
+			for _, u := range w.ups {
+				sum -= u.bytes
+				if sum+bytes <= lim.Bytes {
+					return nil, lim.ByteWindow - now.Sub(u.at)
+				}
+			}
+			return nil, lim.ByteWindow
+		}
+		w.ups = append(w.ups, upload{now, bytes})
+	}
+	w.reqs = append(w.reqs, now)
+	w.inFlight++
+	return func() {
+		s.mu.Lock()
+		w.inFlight--
+		s.mu.Unlock()
+	}, 0
+}
+
+// stableID derives a GUID-shaped id from parts, so seeded data keeps its ids across restarts.
+func stableID(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	x := hex.EncodeToString(h.Sum(nil))
+	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
+}

@@ -29,10 +29,11 @@ type Server struct {
 
 // Tenant is one emulated organisation.
 type Tenant struct {
-	ID      string
-	Domains []string
-	apps    map[string]*App
-	users   []*User
+	ID        string
+	Domains   []string
+	apps      map[string]*App
+	users     []*User
+	mailboxes map[string]*mailbox // by user id, created on first use
 }
 
 // User is a directory user (with a mailbox, later).
@@ -56,6 +57,7 @@ func New() *Server {
 	s.mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.openIDConfiguration)
 	s.mux.Handle("GET /v1.0/users", s.graph("User.Read.All", s.listUsers))
 	s.mux.Handle("GET /v1.0/users/{id}", s.graph("User.Read.All", s.getUser))
+	s.mailHandlers()
 	return s
 }
 
@@ -146,7 +148,7 @@ func (s *Server) graph(permission string, h func(w http.ResponseWriter, r *http.
 		s.mu.Lock()
 		c.app = c.tenant.apps[t.app]
 		s.mu.Unlock()
-		if !slices.Contains(c.app.Permissions, permission) {
+		if !grants(c.app.Permissions, permission) {
 			graphError(w, http.StatusForbidden, "Authorization_RequestDenied", "Insufficient privileges to complete the operation. The app lacks "+permission+".")
 			return
 		}
@@ -159,6 +161,20 @@ func (s *Server) graph(permission string, h func(w http.ResponseWriter, r *http.
 		defer release()
 		h(w, r, c)
 	})
+}
+
+// grants reports whether the app's permissions include want; a ReadWrite permission includes Read.
+func grants(perms []string, want string) bool {
+	if slices.Contains(perms, want) {
+		return true
+	}
+	if base, ok := strings.CutSuffix(want, ".Read.All"); ok {
+		return slices.Contains(perms, base+".ReadWrite.All")
+	}
+	if base, ok := strings.CutSuffix(want, ".Read"); ok {
+		return slices.Contains(perms, base+".ReadWrite")
+	}
+	return false
 }
 
 func requestBytes(r *http.Request) int64 {

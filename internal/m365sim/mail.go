@@ -1,0 +1,402 @@
+package m365sim
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/mail"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Mail permissions, as Microsoft names them.
+const (
+	PermMailRead      = "Mail.Read"
+	PermMailReadWrite = "Mail.ReadWrite"
+)
+
+// MaxMIME is the largest message accepted in one POST; bigger ones need upload sessions (413).
+const MaxMIME = 4 << 20
+
+type mailbox struct {
+	folders []*folder
+	seq     int
+}
+
+type folder struct {
+	ID          string `json:"id"`
+	DisplayName string `json:"displayName"`
+	ParentID    string `json:"parentFolderId"`
+	WellKnown   string `json:"-"`
+	messages    []*message
+	removed     []removal // for delta's @removed
+}
+
+type removal struct {
+	id  string
+	seq int
+}
+
+type message struct {
+	ID                string
+	ChangeKey         int
+	Touched           int // the mailbox's sequence number at the last change, for delta
+	MIME              []byte
+	IsRead            bool
+	IsDraft           bool
+	Flag              string
+	Categories        []string
+	Received          time.Time
+	Sent              time.Time
+	InternetMessageID string
+	Subject           string
+	Props             map[string]string // singleValueExtendedProperties by id
+}
+
+var wellKnown = []struct{ name, display string }{
+	{"inbox", "Inbox"}, {"sentitems", "Sent Items"}, {"drafts", "Drafts"}, {"deleteditems", "Deleted Items"},
+	{"junkemail", "Junk Email"}, {"archive", "Archive"},
+}
+
+func (s *Server) mailboxOf(t *Tenant, userID string) (*User, *mailbox) {
+	id := strings.ToLower(userID)
+	for _, u := range t.users {
+		if u.ID == id || strings.ToLower(u.UserPrincipalName) == id {
+			if t.mailboxes == nil {
+				t.mailboxes = map[string]*mailbox{}
+			}
+			mb := t.mailboxes[u.ID]
+			if mb == nil {
+				mb = &mailbox{}
+				for _, wk := range wellKnown {
+					mb.folders = append(mb.folders, &folder{ID: stableID(u.ID, "folder", wk.name), DisplayName: wk.display, WellKnown: wk.name,
+						ParentID: stableID(u.ID, "root")})
+				}
+				t.mailboxes[u.ID] = mb
+			}
+			return u, mb
+		}
+	}
+	return nil, nil
+}
+
+func (mb *mailbox) folder(id string) *folder {
+	for _, f := range mb.folders {
+		if f.ID == id || strings.EqualFold(f.WellKnown, id) {
+			return f
+		}
+	}
+	return nil
+}
+
+func (f *folder) view(mb *mailbox) map[string]any {
+	children, unread := 0, 0
+	for _, c := range mb.folders {
+		if c.ParentID == f.ID {
+			children++
+		}
+	}
+	for _, m := range f.messages {
+		if !m.IsRead {
+			unread++
+		}
+	}
+	return map[string]any{"id": f.ID, "displayName": f.DisplayName, "parentFolderId": f.ParentID, "childFolderCount": children,
+		"unreadItemCount": unread, "totalItemCount": len(f.messages), "isHidden": false}
+}
+
+func (m *message) view(f *folder) map[string]any {
+	v := map[string]any{"id": m.ID, "changeKey": strconv.Itoa(m.ChangeKey), "subject": m.Subject, "internetMessageId": m.InternetMessageID,
+		"receivedDateTime": m.Received.UTC().Format(time.RFC3339), "sentDateTime": m.Sent.UTC().Format(time.RFC3339),
+		"isRead": m.IsRead, "isDraft": m.IsDraft, "categories": nonNil(m.Categories), "parentFolderId": f.ID,
+		"hasAttachments": bytes.Contains(bytes.ToLower(m.MIME), []byte("content-disposition: attachment")),
+		"flag":           map[string]any{"flagStatus": m.Flag}}
+	return v
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// mailHandlers registers the mail routes.
+func (s *Server) mailHandlers() {
+	s.mux.Handle("GET /v1.0/users/{id}/mailFolders", s.graph(PermMailRead, s.listFolders))
+	s.mux.Handle("GET /v1.0/users/{id}/mailFolders/{fid}/childFolders", s.graph(PermMailRead, s.listFolders))
+	s.mux.Handle("POST /v1.0/users/{id}/mailFolders", s.graph(PermMailReadWrite, s.createFolder))
+	s.mux.Handle("POST /v1.0/users/{id}/mailFolders/{fid}/childFolders", s.graph(PermMailReadWrite, s.createFolder))
+	s.mux.Handle("POST /v1.0/users/{id}/mailFolders/{fid}/messages", s.graph(PermMailReadWrite, s.createMessage))
+	s.mux.Handle("GET /v1.0/users/{id}/mailFolders/{fid}/messages/delta", s.graph(PermMailRead, s.messagesDelta))
+	s.mux.Handle("GET /v1.0/users/{id}/messages/{mid}/$value", s.graph(PermMailRead, s.messageMIME))
+	s.mux.Handle("GET /v1.0/users/{id}/messages/{mid}", s.graph(PermMailRead, s.getMessage))
+	s.mux.Handle("PATCH /v1.0/users/{id}/messages/{mid}", s.graph(PermMailReadWrite, s.updateMessage))
+	s.mux.Handle("DELETE /v1.0/users/{id}/messages/{mid}", s.graph(PermMailReadWrite, s.deleteMessage))
+}
+
+// withMailbox resolves the user's mailbox under the server lock, answering 404 itself.
+func (s *Server) withMailbox(w http.ResponseWriter, r *http.Request, c caller, fn func(mb *mailbox)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, mb := s.mailboxOf(c.tenant, r.PathValue("id"))
+	if u == nil {
+		graphError(w, http.StatusNotFound, "ErrorInvalidUser", "The requested user '"+r.PathValue("id")+"' is invalid.")
+		return
+	}
+	fn(mb)
+}
+
+func (s *Server) listFolders(w http.ResponseWriter, r *http.Request, c caller) {
+	s.withMailbox(w, r, c, func(mb *mailbox) {
+		parent := ""
+		if fid := r.PathValue("fid"); fid != "" {
+			f := mb.folder(fid)
+			if f == nil {
+				graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
+				return
+			}
+			parent = f.ID
+		}
+		var out []map[string]any
+		for _, f := range mb.folders {
+			if (parent == "" && f.ParentID == mb.folders[0].ParentID) || (parent != "" && f.ParentID == parent) {
+				out = append(out, f.view(mb))
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"value": out})
+	})
+}
+
+func (s *Server) createFolder(w http.ResponseWriter, r *http.Request, c caller) {
+	var req struct {
+		DisplayName string `json:"displayName"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || strings.TrimSpace(req.DisplayName) == "" {
+		graphError(w, http.StatusBadRequest, "ErrorInvalidRequest", "displayName is required.")
+		return
+	}
+	s.withMailbox(w, r, c, func(mb *mailbox) {
+		parent := mb.folders[0].ParentID
+		if fid := r.PathValue("fid"); fid != "" {
+			f := mb.folder(fid)
+			if f == nil {
+				graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
+				return
+			}
+			parent = f.ID
+		}
+		for _, f := range mb.folders {
+			if f.ParentID == parent && strings.EqualFold(f.DisplayName, req.DisplayName) {
+				graphError(w, http.StatusConflict, "ErrorFolderExists", "A folder with the specified name already exists.")
+				return
+			}
+		}
+		mb.seq++
+		f := &folder{ID: stableID(parent, req.DisplayName, strconv.Itoa(mb.seq)), DisplayName: req.DisplayName, ParentID: parent}
+		mb.folders = append(mb.folders, f)
+		writeJSON(w, http.StatusCreated, f.view(mb))
+	})
+}
+
+// createMessage creates a message from base64 MIME (Content-Type text/plain) or from JSON. Like
+// Exchange, a message created from MIME is a draft; a JSON message is not a draft when its
+// singleValueExtendedProperties set PidTagMessageFlags (Integer 0x0E07) without MSGFLAG_UNSENT (8).
+func (s *Server) createMessage(w http.ResponseWriter, r *http.Request, c caller) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 2*MaxMIME))
+	if err != nil {
+		graphError(w, http.StatusBadRequest, "ErrorInvalidRequest", err.Error())
+		return
+	}
+	m := &message{IsDraft: true, Props: map[string]string{}, Received: s.now(), Sent: s.now(), Flag: "notFlagged"}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain") {
+		mime, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(body)))
+		if err != nil {
+			graphError(w, http.StatusBadRequest, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content.")
+			return
+		}
+		if len(mime) > MaxMIME {
+			graphError(w, http.StatusRequestEntityTooLarge, "ErrorRequestEntityTooLarge", "The message exceeds the size allowed for one request; use an upload session.")
+			return
+		}
+		msg, err := mail.ReadMessage(bytes.NewReader(mime))
+		if err != nil {
+			graphError(w, http.StatusBadRequest, "ErrorMimeContentInvalid", "The MIME content is invalid: "+err.Error())
+			return
+		}
+		m.MIME, m.Subject, m.InternetMessageID = mime, msg.Header.Get("Subject"), msg.Header.Get("Message-ID")
+		if d, err := msg.Header.Date(); err == nil {
+			m.Sent, m.Received = d, d
+		}
+	} else {
+		var req struct {
+			Subject    string   `json:"subject"`
+			IsRead     bool     `json:"isRead"`
+			Categories []string `json:"categories"`
+			Props      []struct {
+				ID    string `json:"id"`
+				Value string `json:"value"`
+			} `json:"singleValueExtendedProperties"`
+		}
+		if err := json.Unmarshal(body, &req); err != nil {
+			graphError(w, http.StatusBadRequest, "BadRequest", "Invalid JSON: "+err.Error())
+			return
+		}
+		m.Subject, m.IsRead, m.Categories = req.Subject, req.IsRead, req.Categories
+		m.MIME = []byte("Subject: " + req.Subject + "\r\n\r\n")
+		for _, p := range req.Props {
+			m.Props[p.ID] = p.Value
+			if strings.EqualFold(p.ID, "Integer 0x0E07") {
+				n, _ := strconv.Atoi(p.Value)
+				m.IsDraft, m.IsRead = n&8 != 0, n&1 != 0
+			}
+		}
+	}
+	s.withMailbox(w, r, c, func(mb *mailbox) {
+		f := mb.folder(r.PathValue("fid"))
+		if f == nil {
+			graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified folder was not found in the store.")
+			return
+		}
+		mb.seq++
+		m.ID = stableID(f.ID, "msg", strconv.Itoa(mb.seq))
+		m.ChangeKey, m.Touched = 1, mb.seq
+		f.messages = append(f.messages, m)
+		writeJSON(w, http.StatusCreated, m.view(f))
+	})
+}
+
+func (s *Server) findMessage(mb *mailbox, id string) (*folder, *message) {
+	for _, f := range mb.folders {
+		for _, m := range f.messages {
+			if m.ID == id {
+				return f, m
+			}
+		}
+	}
+	return nil, nil
+}
+
+func (s *Server) getMessage(w http.ResponseWriter, r *http.Request, c caller) {
+	s.withMailbox(w, r, c, func(mb *mailbox) {
+		f, m := s.findMessage(mb, r.PathValue("mid"))
+		if m == nil {
+			graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
+			return
+		}
+		writeJSON(w, http.StatusOK, m.view(f))
+	})
+}
+
+func (s *Server) messageMIME(w http.ResponseWriter, r *http.Request, c caller) {
+	s.withMailbox(w, r, c, func(mb *mailbox) {
+		_, m := s.findMessage(mb, r.PathValue("mid"))
+		if m == nil {
+			graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write(m.MIME)
+	})
+}
+
+func (s *Server) updateMessage(w http.ResponseWriter, r *http.Request, c caller) {
+	var req struct {
+		IsRead     *bool     `json:"isRead"`
+		Categories *[]string `json:"categories"`
+		Flag       *struct {
+			FlagStatus string `json:"flagStatus"`
+		} `json:"flag"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		graphError(w, http.StatusBadRequest, "BadRequest", "Invalid JSON: "+err.Error())
+		return
+	}
+	if req.Flag != nil && !slices.Contains([]string{"notFlagged", "flagged", "complete"}, req.Flag.FlagStatus) {
+		graphError(w, http.StatusBadRequest, "ErrorInvalidArgument", fmt.Sprintf("flagStatus %q is not valid.", req.Flag.FlagStatus))
+		return
+	}
+	s.withMailbox(w, r, c, func(mb *mailbox) {
+		f, m := s.findMessage(mb, r.PathValue("mid"))
+		if m == nil {
+			graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
+			return
+		}
+		if req.IsRead != nil {
+			m.IsRead = *req.IsRead
+		}
+		if req.Categories != nil {
+			m.Categories = *req.Categories
+		}
+		if req.Flag != nil {
+			m.Flag = req.Flag.FlagStatus
+		}
+		mb.seq++
+		m.ChangeKey, m.Touched = m.ChangeKey+1, mb.seq
+		writeJSON(w, http.StatusOK, m.view(f))
+	})
+}
+
+func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, c caller) {
+	s.withMailbox(w, r, c, func(mb *mailbox) {
+		f, m := s.findMessage(mb, r.PathValue("mid"))
+		if m == nil {
+			graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
+			return
+		}
+		mb.seq++
+		f.messages = slices.DeleteFunc(f.messages, func(x *message) bool { return x == m })
+		f.removed = append(f.removed, removal{m.ID, mb.seq})
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// messagesDelta returns every message of a folder, then only what changed since the delta link's
+// token: new or changed (changeKey above the token's) and removed.
+func (s *Server) messagesDelta(w http.ResponseWriter, r *http.Request, c caller) {
+	since := -1
+	if tok := r.URL.Query().Get("$deltatoken"); tok != "" {
+		n, err := strconv.Atoi(tok)
+		if err != nil {
+			graphError(w, http.StatusGone, "SyncStateNotFound", "The sync state could not be found; start a new delta query.")
+			return
+		}
+		since = n
+	}
+	base := s.BaseURL() // before withMailbox takes the lock
+	s.withMailbox(w, r, c, func(mb *mailbox) {
+		f := mb.folder(r.PathValue("fid"))
+		if f == nil {
+			graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified folder was not found in the store.")
+			return
+		}
+		// The sync state is the mailbox's sequence number: everything touched after it.
+		var out []map[string]any
+		for _, m := range f.messages {
+			if m.Touched > since {
+				out = append(out, m.view(f))
+			}
+		}
+		if since >= 0 {
+			for _, rm := range f.removed {
+				if rm.seq > since {
+					out = append(out, map[string]any{"id": rm.id, "@removed": map[string]string{"reason": "deleted"}})
+				}
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"value": nonNilMaps(out),
+			"@odata.deltaLink": base + r.URL.Path + "?$deltatoken=" + strconv.Itoa(mb.seq)})
+	})
+}
+
+func nonNilMaps(m []map[string]any) []map[string]any {
+	if m == nil {
+		return []map[string]any{}
+	}
+	return m
+}

@@ -38,7 +38,7 @@ type rig struct {
 	pem   []byte
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	sim := m365sim.New()
 	srv := httptest.NewTLSServer(sim)

@@ -1,0 +1,173 @@
+package m365sim_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ferry-migrate/ferry/internal/graph"
+	"github.com/ferry-migrate/ferry/internal/graph/csdl"
+)
+
+// recorder keeps every Graph exchange that passes through it.
+type recorder struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	log  []exchange
+}
+
+type exchange struct {
+	method, path, query string
+	reqBody, respBody   []byte
+	contentType         string
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	var reqBody []byte
+	if req.Body != nil {
+		reqBody, _ = io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(reqBody))
+	}
+	resp, err := r.next.RoundTrip(req)
+	if err != nil || !strings.HasPrefix(req.URL.Path, "/v1.0/") {
+		return resp, err
+	}
+	respBody, _ := io.ReadAll(resp.Body)
+	resp.Body = io.NopCloser(bytes.NewReader(respBody))
+	r.mu.Lock()
+	r.log = append(r.log, exchange{req.Method, req.URL.Path, req.URL.RawQuery, reqBody, respBody, req.Header.Get("Content-Type")})
+	r.mu.Unlock()
+	return resp, nil
+}
+
+// entityOf names the Graph type a path's requests and answers are about.
+var entityOf = []struct {
+	re   *regexp.Regexp
+	name string
+}{
+	{regexp.MustCompile(`/messages/[^/]+/\$value$`), ""},
+	{regexp.MustCompile(`/messages(/delta|/[^/]+)?$`), "message"},
+	{regexp.MustCompile(`/(mailFolders|childFolders)(/[^/]+)?$`), "mailFolder"},
+	{regexp.MustCompile(`^/v1\.0/users(/[^/]+)?$`), "user"},
+}
+
+// TestConformanceWithMetadata runs the client against the emulator through a recorder, then checks
+// every property name in what the client sent ($select and JSON bodies) and what the emulator
+// answered against Microsoft's v1.0 CSDL.
+func TestConformanceWithMetadata(t *testing.T) {
+	f, err := os.Open("../../../shared/reference/graph/v1.0-Prod.csdl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := csdl.Read(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ typ, prop string }{{"message", "internetMessageId"}, {"message", "id"}, {"user", "proxyAddresses"}, {"mailFolder", "childFolderCount"}} {
+		if _, ok := meta.Property(tc.typ, tc.prop); !ok {
+			t.Fatalf("metadata lacks %s.%s: the loader is wrong", tc.typ, tc.prop)
+		}
+	}
+	if bad := meta.Check("message", map[string]any{"subjekt": "x"}); len(bad) != 1 {
+		t.Fatalf("the checker accepted a misspelt property: %v", bad)
+	}
+
+	r := newRig(t)
+	r.sim.AddApp("11111111-1111-1111-1111-111111111111", "app-all", "a", nil, "Mail.ReadWrite", "User.Read.All")
+	rec := &recorder{next: r.srv.Client().Transport}
+	ts, _ := r.creds.For(r.cloud, graph.AppCredential{Tenant: "contoso.onmicrosoft.com", ClientID: "app-all", ClientSecret: "a"})
+	c := graph.New(graph.Config{Cloud: r.cloud, Tokens: ts, HTTP: &http.Client{Transport: rec}})
+	ctx := context.Background()
+	users, _ := c.Users(ctx)
+	for _, err := range users {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.User(ctx, "user1@contoso.com"); err != nil {
+		t.Fatal(err)
+	}
+	folders, _ := c.MailFolders(ctx, "user1@contoso.com", "")
+	for _, err := range folders {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := c.CreateMailFolder(ctx, "user1@contoso.com", "", "Projects")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.CreateMessageFromMIME(ctx, "user1@contoso.com", p.ID, []byte("Message-ID: <c@x>\r\nSubject: s\r\n\r\nb\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UpdateMessage(ctx, "user1@contoso.com", m.ID, true, "flagged", []string{"A"}); err != nil {
+		t.Fatal(err)
+	}
+	delta, _ := c.MessagesDelta(ctx, "user1@contoso.com", p.ID, "")
+	for _, err := range delta {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Do(ctx, graph.Request{Method: "POST", Path: "/users/user1@contoso.com/mailFolders/inbox/messages",
+		Body: map[string]any{"subject": "j", "singleValueExtendedProperties": []graph.ExtendedProperty{{ID: graph.PropMessageFlags, Value: "1"}}}}, nil)
+
+	var bad []string
+	checked := 0
+	for _, ex := range rec.log {
+		typ := ""
+		for _, e := range entityOf {
+			if e.re.MatchString(ex.path) {
+				typ = e.name
+				break
+			}
+		}
+		if typ == "" {
+			continue
+		}
+		for _, kv := range strings.Split(ex.query, "&") {
+			if k, v, _ := strings.Cut(kv, "="); k == "$select" || k == "%24select" {
+				for _, prop := range strings.Split(strings.ReplaceAll(v, "%2C", ","), ",") {
+					if _, ok := meta.Property(typ, prop); !ok {
+						bad = append(bad, "client $select "+typ+"."+prop)
+					}
+				}
+			}
+		}
+		var req, resp any
+		if strings.HasPrefix(ex.contentType, "application/json") && json.Unmarshal(ex.reqBody, &req) == nil {
+			for _, b := range meta.Check(typ, req) {
+				bad = append(bad, "client sent "+b+" to "+ex.method+" "+ex.path)
+			}
+		}
+		if json.Unmarshal(ex.respBody, &resp) == nil {
+			if page, ok := resp.(map[string]any); ok {
+				if v, ok := page["value"]; ok {
+					resp = v
+				}
+			}
+			for _, b := range meta.Check(typ, resp) {
+				bad = append(bad, "emulator answered "+b+" to "+ex.method+" "+ex.path)
+			}
+			checked++
+		}
+	}
+	sort.Strings(bad)
+	if len(bad) > 0 {
+		t.Fatalf("names not in the v1.0 metadata:\n%s", strings.Join(bad, "\n"))
+	}
+	if checked < 8 {
+		t.Fatalf("only %d exchanges checked", checked)
+	}
+	t.Logf("%d exchanges checked against the metadata", checked)
+}

@@ -110,15 +110,4 @@ func TestIMAPProjectThroughPasses(t *testing.T) {
 	}
 }
 
-func login(t *testing.T, s *dovecot.Server, user string) *imapclient.Client {
-	t.Helper()
-	c, err := imapclient.DialInsecure(s.Addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.Login(user, dovecot.Password(user)).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+func login(t *testing.T, s *dovecot.Server, user string) *imapclient.Client { return s.Dial(t, user) }

@@ -23,18 +23,7 @@ func imapURL(s *dovecot.Server, user string) string {
 	return fmt.Sprintf("imap://%s:%s@%s/?security=none", user, dovecot.Password(user), s.Addr)
 }
 
-func dial(t *testing.T, s *dovecot.Server) *imapclient.Client {
-	t.Helper()
-	c, err := imapclient.DialInsecure(s.Addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.Login("alice", dovecot.Password("alice")).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+func dial(t *testing.T, s *dovecot.Server) *imapclient.Client { return s.Dial(t, "alice") }
 
 // seed fills the source: n messages spread over folders, 1-30 KB each.
 func seed(t *testing.T, c *imapclient.Client, folders []string, n int) {

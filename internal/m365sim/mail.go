@@ -282,24 +282,24 @@ func (s *Server) findMessage(mb *mailbox, id string) (*folder, *message) {
 	return nil, nil
 }
 
-func (s *Server) getMessage(w http.ResponseWriter, r *http.Request, c caller) {
+// withMessage finds the message {mid} of the user's mailbox under the lock, answering 404 itself.
+func (s *Server) withMessage(w http.ResponseWriter, r *http.Request, c caller, fn func(mb *mailbox, f *folder, m *message)) {
 	s.withMailbox(w, r, c, func(mb *mailbox) {
 		f, m := s.findMessage(mb, r.PathValue("mid"))
 		if m == nil {
 			graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
 			return
 		}
-		writeJSON(w, http.StatusOK, m.view(f))
+		fn(mb, f, m)
 	})
 }
 
+func (s *Server) getMessage(w http.ResponseWriter, r *http.Request, c caller) {
+	s.withMessage(w, r, c, func(_ *mailbox, f *folder, m *message) { writeJSON(w, http.StatusOK, m.view(f)) })
+}
+
 func (s *Server) messageMIME(w http.ResponseWriter, r *http.Request, c caller) {
-	s.withMailbox(w, r, c, func(mb *mailbox) {
-		_, m := s.findMessage(mb, r.PathValue("mid"))
-		if m == nil {
-			graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
-			return
-		}
+	s.withMessage(w, r, c, func(_ *mailbox, _ *folder, m *message) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write(m.MIME)
 	})
@@ -321,12 +321,7 @@ func (s *Server) updateMessage(w http.ResponseWriter, r *http.Request, c caller)
 		graphError(w, http.StatusBadRequest, "ErrorInvalidArgument", fmt.Sprintf("flagStatus %q is not valid.", req.Flag.FlagStatus))
 		return
 	}
-	s.withMailbox(w, r, c, func(mb *mailbox) {
-		f, m := s.findMessage(mb, r.PathValue("mid"))
-		if m == nil {
-			graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
-			return
-		}
+	s.withMessage(w, r, c, func(mb *mailbox, f *folder, m *message) {
 		if req.IsRead != nil {
 			m.IsRead = *req.IsRead
 		}
@@ -343,12 +338,7 @@ func (s *Server) updateMessage(w http.ResponseWriter, r *http.Request, c caller)
 }
 
 func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, c caller) {
-	s.withMailbox(w, r, c, func(mb *mailbox) {
-		f, m := s.findMessage(mb, r.PathValue("mid"))
-		if m == nil {
-			graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
-			return
-		}
+	s.withMessage(w, r, c, func(mb *mailbox, f *folder, m *message) {
 		mb.seq++
 		f.messages = slices.DeleteFunc(f.messages, func(x *message) bool { return x == m })
 		f.removed = append(f.removed, removal{m.ID, mb.seq})

@@ -81,18 +81,7 @@ func (p *pair) copyOnce(t *testing.T, o engine.CopyOptions) (model.ItemStats, []
 }
 
 // client opens a raw IMAP session to a server as alice.
-func client(t *testing.T, s *dovecot.Server) *imapclient.Client {
-	t.Helper()
-	c, err := imapclient.DialInsecure(s.Addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.Login("alice", dovecot.Password("alice")).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+func client(t *testing.T, s *dovecot.Server) *imapclient.Client { return s.Dial(t, "alice") }
 
 func appendMsg(t *testing.T, c *imapclient.Client, mailbox string, body []byte, date time.Time, flags ...goimap.Flag) {
 	t.Helper()

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-imap/v2/imapclient"
 )
 
 // Server is a running Dovecot.
@@ -208,6 +210,20 @@ service imap {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return s
+}
+
+// Dial opens an IMAP session signed in as user, closed when the test ends.
+func (s *Server) Dial(t testing.TB, user string) *imapclient.Client {
+	t.Helper()
+	c, err := imapclient.DialInsecure(s.Addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Login(user, Password(user)).Wait(); err != nil {
+		t.Fatalf("sign in as %s: %v", user, err)
+	}
+	return c
 }
 
 // Maildir returns the maildir root of a user.

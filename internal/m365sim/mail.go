@@ -24,38 +24,38 @@ const (
 const MaxMIME = 4 << 20
 
 type mailbox struct {
-	folders []*folder
-	seq     int
+	Folders []*folder `json:"folders"`
+	Seq     int       `json:"seq"`
 }
 
 type folder struct {
-	ID          string `json:"id"`
-	DisplayName string `json:"displayName"`
-	ParentID    string `json:"parentFolderId"`
-	WellKnown   string `json:"-"`
-	messages    []*message
-	removed     []removal // for delta's @removed
+	ID          string     `json:"id"`
+	DisplayName string     `json:"displayName"`
+	ParentID    string     `json:"parentFolderId"`
+	WellKnown   string     `json:"wellKnown,omitempty"`
+	Messages    []*message `json:"messages"`
+	Removed     []removal  `json:"removed,omitempty"` // for delta's @removed
 }
 
 type removal struct {
-	id  string
-	seq int
+	ID  string `json:"id"`
+	Seq int    `json:"seq"`
 }
 
 type message struct {
-	ID                string
-	ChangeKey         int
-	Touched           int // the mailbox's sequence number at the last change, for delta
-	MIME              []byte
-	IsRead            bool
-	IsDraft           bool
-	Flag              string
-	Categories        []string
-	Received          time.Time
-	Sent              time.Time
-	InternetMessageID string
-	Subject           string
-	Props             map[string]string // singleValueExtendedProperties by id
+	ID                string            `json:"id"`
+	ChangeKey         int               `json:"changeKey"`
+	Touched           int               `json:"touched"` // the mailbox's sequence number at the last change, for delta
+	MIME              []byte            `json:"mime"`
+	IsRead            bool              `json:"isRead"`
+	IsDraft           bool              `json:"isDraft"`
+	Flag              string            `json:"flag"`
+	Categories        []string          `json:"categories"`
+	Received          time.Time         `json:"received"`
+	Sent              time.Time         `json:"sent"`
+	InternetMessageID string            `json:"internetMessageId"`
+	Subject           string            `json:"subject"`
+	Props             map[string]string `json:"props"` // singleValueExtendedProperties by id
 }
 
 var wellKnown = []struct{ name, display string }{
@@ -65,19 +65,19 @@ var wellKnown = []struct{ name, display string }{
 
 func (s *Server) mailboxOf(t *Tenant, userID string) (*User, *mailbox) {
 	id := strings.ToLower(userID)
-	for _, u := range t.users {
+	for _, u := range t.Users {
 		if u.ID == id || strings.ToLower(u.UserPrincipalName) == id {
-			if t.mailboxes == nil {
-				t.mailboxes = map[string]*mailbox{}
+			if t.Mailboxes == nil {
+				t.Mailboxes = map[string]*mailbox{}
 			}
-			mb := t.mailboxes[u.ID]
+			mb := t.Mailboxes[u.ID]
 			if mb == nil {
 				mb = &mailbox{}
 				for _, wk := range wellKnown {
-					mb.folders = append(mb.folders, &folder{ID: stableID(u.ID, "folder", wk.name), DisplayName: wk.display, WellKnown: wk.name,
+					mb.Folders = append(mb.Folders, &folder{ID: stableID(u.ID, "folder", wk.name), DisplayName: wk.display, WellKnown: wk.name,
 						ParentID: stableID(u.ID, "root")})
 				}
-				t.mailboxes[u.ID] = mb
+				t.Mailboxes[u.ID] = mb
 			}
 			return u, mb
 		}
@@ -86,7 +86,7 @@ func (s *Server) mailboxOf(t *Tenant, userID string) (*User, *mailbox) {
 }
 
 func (mb *mailbox) folder(id string) *folder {
-	for _, f := range mb.folders {
+	for _, f := range mb.Folders {
 		if f.ID == id || strings.EqualFold(f.WellKnown, id) {
 			return f
 		}
@@ -96,18 +96,18 @@ func (mb *mailbox) folder(id string) *folder {
 
 func (f *folder) view(mb *mailbox) map[string]any {
 	children, unread := 0, 0
-	for _, c := range mb.folders {
+	for _, c := range mb.Folders {
 		if c.ParentID == f.ID {
 			children++
 		}
 	}
-	for _, m := range f.messages {
+	for _, m := range f.Messages {
 		if !m.IsRead {
 			unread++
 		}
 	}
 	return map[string]any{"id": f.ID, "displayName": f.DisplayName, "parentFolderId": f.ParentID, "childFolderCount": children,
-		"unreadItemCount": unread, "totalItemCount": len(f.messages), "isHidden": false}
+		"unreadItemCount": unread, "totalItemCount": len(f.Messages), "isHidden": false}
 }
 
 func (m *message) view(f *folder) map[string]any {
@@ -164,8 +164,8 @@ func (s *Server) listFolders(w http.ResponseWriter, r *http.Request, c caller) {
 			parent = f.ID
 		}
 		var out []map[string]any
-		for _, f := range mb.folders {
-			if (parent == "" && f.ParentID == mb.folders[0].ParentID) || (parent != "" && f.ParentID == parent) {
+		for _, f := range mb.Folders {
+			if (parent == "" && f.ParentID == mb.Folders[0].ParentID) || (parent != "" && f.ParentID == parent) {
 				out = append(out, f.view(mb))
 			}
 		}
@@ -182,7 +182,7 @@ func (s *Server) createFolder(w http.ResponseWriter, r *http.Request, c caller) 
 		return
 	}
 	s.withMailbox(w, r, c, func(mb *mailbox) {
-		parent := mb.folders[0].ParentID
+		parent := mb.Folders[0].ParentID
 		if fid := r.PathValue("fid"); fid != "" {
 			f := mb.folder(fid)
 			if f == nil {
@@ -191,15 +191,15 @@ func (s *Server) createFolder(w http.ResponseWriter, r *http.Request, c caller) 
 			}
 			parent = f.ID
 		}
-		for _, f := range mb.folders {
+		for _, f := range mb.Folders {
 			if f.ParentID == parent && strings.EqualFold(f.DisplayName, req.DisplayName) {
 				graphError(w, http.StatusConflict, "ErrorFolderExists", "A folder with the specified name already exists.")
 				return
 			}
 		}
-		mb.seq++
-		f := &folder{ID: stableID(parent, req.DisplayName, strconv.Itoa(mb.seq)), DisplayName: req.DisplayName, ParentID: parent}
-		mb.folders = append(mb.folders, f)
+		mb.Seq++
+		f := &folder{ID: stableID(parent, req.DisplayName, strconv.Itoa(mb.Seq)), DisplayName: req.DisplayName, ParentID: parent}
+		mb.Folders = append(mb.Folders, f)
 		writeJSON(w, http.StatusCreated, f.view(mb))
 	})
 }
@@ -263,17 +263,17 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request, c caller)
 			graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified folder was not found in the store.")
 			return
 		}
-		mb.seq++
-		m.ID = stableID(f.ID, "msg", strconv.Itoa(mb.seq))
-		m.ChangeKey, m.Touched = 1, mb.seq
-		f.messages = append(f.messages, m)
+		mb.Seq++
+		m.ID = stableID(f.ID, "msg", strconv.Itoa(mb.Seq))
+		m.ChangeKey, m.Touched = 1, mb.Seq
+		f.Messages = append(f.Messages, m)
 		writeJSON(w, http.StatusCreated, m.view(f))
 	})
 }
 
 func (s *Server) findMessage(mb *mailbox, id string) (*folder, *message) {
-	for _, f := range mb.folders {
-		for _, m := range f.messages {
+	for _, f := range mb.Folders {
+		for _, m := range f.Messages {
 			if m.ID == id {
 				return f, m
 			}
@@ -331,17 +331,17 @@ func (s *Server) updateMessage(w http.ResponseWriter, r *http.Request, c caller)
 		if req.Flag != nil {
 			m.Flag = req.Flag.FlagStatus
 		}
-		mb.seq++
-		m.ChangeKey, m.Touched = m.ChangeKey+1, mb.seq
+		mb.Seq++
+		m.ChangeKey, m.Touched = m.ChangeKey+1, mb.Seq
 		writeJSON(w, http.StatusOK, m.view(f))
 	})
 }
 
 func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, c caller) {
 	s.withMessage(w, r, c, func(mb *mailbox, f *folder, m *message) {
-		mb.seq++
-		f.messages = slices.DeleteFunc(f.messages, func(x *message) bool { return x == m })
-		f.removed = append(f.removed, removal{m.ID, mb.seq})
+		mb.Seq++
+		f.Messages = slices.DeleteFunc(f.Messages, func(x *message) bool { return x == m })
+		f.Removed = append(f.Removed, removal{m.ID, mb.Seq})
 		w.WriteHeader(http.StatusNoContent)
 	})
 }
@@ -367,20 +367,20 @@ func (s *Server) messagesDelta(w http.ResponseWriter, r *http.Request, c caller)
 		}
 		// The sync state is the mailbox's sequence number: everything touched after it.
 		var out []map[string]any
-		for _, m := range f.messages {
+		for _, m := range f.Messages {
 			if m.Touched > since {
 				out = append(out, m.view(f))
 			}
 		}
 		if since >= 0 {
-			for _, rm := range f.removed {
-				if rm.seq > since {
-					out = append(out, map[string]any{"id": rm.id, "@removed": map[string]string{"reason": "deleted"}})
+			for _, rm := range f.Removed {
+				if rm.Seq > since {
+					out = append(out, map[string]any{"id": rm.ID, "@removed": map[string]string{"reason": "deleted"}})
 				}
 			}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"value": nonNilMaps(out),
-			"@odata.deltaLink": base + r.URL.Path + "?$deltatoken=" + strconv.Itoa(mb.seq)})
+			"@odata.deltaLink": base + r.URL.Path + "?$deltatoken=" + strconv.Itoa(mb.Seq)})
 	})
 }
 

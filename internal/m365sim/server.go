@@ -25,15 +25,16 @@ type Server struct {
 	windows map[throttle.Key]*window
 	now     func() time.Time
 	mux     *http.ServeMux
+	dirty   bool // state changed since the last save
 }
 
 // Tenant is one emulated organisation.
 type Tenant struct {
-	ID        string
-	Domains   []string
-	apps      map[string]*App
-	users     []*User
-	mailboxes map[string]*mailbox // by user id, created on first use
+	ID        string              `json:"id"`
+	Domains   []string            `json:"domains"`
+	Apps      map[string]*App     `json:"apps"`
+	Users     []*User             `json:"users"`
+	Mailboxes map[string]*mailbox `json:"mailboxes"` // by user id, created on first use
 }
 
 // User is a directory user (with a mailbox, later).
@@ -90,11 +91,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 func (s *Server) AddTenant(id string, domains ...string) *Tenant {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := &Tenant{ID: id, Domains: domains, apps: map[string]*App{}}
+	t := &Tenant{ID: id, Domains: domains, Apps: map[string]*App{}}
 	s.tenants[id] = t
 	for _, d := range domains {
 		s.tenants[strings.ToLower(d)] = t
 	}
+	s.dirty = true
 	return t
 }
 
@@ -108,7 +110,12 @@ func (s *Server) tenant(idOrDomain string) *Tenant {
 func (s *Server) AddApp(tenantID, clientID, secret string, cert *x509.Certificate, permissions ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.tenants[tenantID].apps[clientID] = &App{ClientID: clientID, Secret: secret, Certificate: cert, Permissions: permissions}
+	app := &App{ClientID: clientID, Secret: secret, Permissions: permissions}
+	if cert != nil {
+		app.CertDER = cert.Raw
+	}
+	s.tenants[tenantID].Apps[clientID] = app
+	s.dirty = true
 }
 
 // AddUser adds a user; ids are stable, derived from the tenant and the user principal name.
@@ -118,7 +125,8 @@ func (s *Server) AddUser(tenantID, upn, displayName string) *User {
 	t := s.tenants[tenantID]
 	u := &User{ID: stableID(tenantID, upn), DisplayName: displayName, UserPrincipalName: upn, Mail: upn,
 		ProxyAddresses: []string{"SMTP:" + upn}, AccountEnabled: true}
-	t.users = append(t.users, u)
+	t.Users = append(t.Users, u)
+	s.dirty = true
 	return u
 }
 
@@ -146,7 +154,7 @@ func (s *Server) graph(permission string, h func(w http.ResponseWriter, r *http.
 		}
 		c := caller{tenant: s.tenant(t.tenant)}
 		s.mu.Lock()
-		c.app = c.tenant.apps[t.app]
+		c.app = c.tenant.Apps[t.app]
 		s.mu.Unlock()
 		if !grants(c.app.Permissions, permission) {
 			graphError(w, http.StatusForbidden, "Authorization_RequestDenied", "Insufficient privileges to complete the operation. The app lacks "+permission+".")
@@ -160,6 +168,11 @@ func (s *Server) graph(permission string, h func(w http.ResponseWriter, r *http.
 		}
 		defer release()
 		h(w, r, c)
+		if r.Method != http.MethodGet {
+			s.mu.Lock()
+			s.dirty = true
+			s.mu.Unlock()
+		}
 	})
 }
 
@@ -202,7 +215,7 @@ func graphError(w http.ResponseWriter, status int, code, msg string) {
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, c caller) {
 	s.mu.Lock()
-	users := slices.Clone(c.tenant.users)
+	users := slices.Clone(c.tenant.Users)
 	s.mu.Unlock()
 	sort.Slice(users, func(i, j int) bool { return users[i].ID < users[j].ID })
 	top, skip, err := paging(r)
@@ -234,7 +247,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request, c caller) {
 	id := strings.ToLower(r.PathValue("id"))
 	s.mu.Lock()
 	var found *User
-	for _, u := range c.tenant.users {
+	for _, u := range c.tenant.Users {
 		if u.ID == id || strings.ToLower(u.UserPrincipalName) == id {
 			found = u
 		}

@@ -23,10 +23,21 @@ import (
 // App is an app registration in a tenant: its secret and/or certificate, and its granted
 // application permissions (e.g. "User.Read.All", "MailboxItem.ImportExport.All").
 type App struct {
-	ClientID    string
-	Secret      string
-	Certificate *x509.Certificate
-	Permissions []string
+	ClientID    string   `json:"clientId"`
+	Secret      string   `json:"secret,omitempty"`
+	CertDER     []byte   `json:"certificate,omitempty"`
+	Permissions []string `json:"permissions"`
+}
+
+func (a *App) certificate() *x509.Certificate {
+	if len(a.CertDER) == 0 {
+		return nil
+	}
+	c, err := x509.ParseCertificate(a.CertDER)
+	if err != nil {
+		return nil
+	}
+	return c
 }
 
 type token struct {
@@ -59,7 +70,7 @@ func (s *Server) tokenEndpoint(w http.ResponseWriter, r *http.Request) {
 	}
 	clientID := r.Form.Get("client_id")
 	s.mu.Lock()
-	app := tenant.apps[clientID]
+	app := tenant.Apps[clientID]
 	s.mu.Unlock()
 	if app == nil {
 		oauthError(w, http.StatusBadRequest, "unauthorized_client", "AADSTS700016: Application with identifier '"+clientID+"' was not found in the directory.")
@@ -119,7 +130,8 @@ func oauthError(w http.ResponseWriter, status int, code, desc string) {
 // app's certificate (named by x5t or x5t#S256), aud = the token endpoint, iss = sub = client id,
 // and a current exp/nbf.
 func verifyAssertion(jwt string, app *App, aud string, now time.Time) error {
-	if app.Certificate == nil {
+	cert := app.certificate()
+	if cert == nil {
 		return errors.New("AADSTS700027: the app has no certificate to verify a client assertion with")
 	}
 	parts := strings.Split(jwt, ".")
@@ -144,8 +156,8 @@ func verifyAssertion(jwt string, app *App, aud string, now time.Time) error {
 	if err := decodeSegment(parts[1], &claims); err != nil {
 		return fmt.Errorf("AADSTS50012: client assertion claims: %v", err)
 	}
-	sha1sum := sha1.Sum(app.Certificate.Raw)
-	sha256sum := sha256.Sum256(app.Certificate.Raw)
+	sha1sum := sha1.Sum(cert.Raw)
+	sha256sum := sha256.Sum256(cert.Raw)
 	if !thumbprintIs(hdr.X5t, sha1sum[:]) && !thumbprintIs(hdr.X5tS256, sha256sum[:]) {
 		return errors.New("AADSTS700027: the certificate with identifier used to sign the client assertion is not registered on application")
 	}
@@ -153,7 +165,7 @@ func verifyAssertion(jwt string, app *App, aud string, now time.Time) error {
 	if err != nil {
 		return errors.New("AADSTS50012: client assertion signature is not base64url")
 	}
-	pub, ok := app.Certificate.PublicKey.(*rsa.PublicKey)
+	pub, ok := cert.PublicKey.(*rsa.PublicKey)
 	if !ok {
 		return errors.New("AADSTS700027: only RSA certificates are supported")
 	}

@@ -24,12 +24,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-migrate/ferry/internal/m365sim"
+	"github.com/ferry-migrate/ferry/internal/throttle"
 )
 
 // SimOptions configure `ferry sim`.
 type SimOptions struct {
 	Listen, State, Seed string
 	PlainHTTP           bool
+	Faults              m365sim.Faults
+	TokenLifetime       time.Duration
+	Unthrottled         bool
 	Ready               func(url string) // tests
 }
 
@@ -59,6 +63,13 @@ give it to clients as their CA certificate.`,
 	f.StringVar(&o.State, "state", "./ferry-sim.db", "state file (SQLite)")
 	f.StringVar(&o.Seed, "seed", "", "what to create on first start, e.g. tenants=contoso+fabrikam,users=10,messages=20")
 	f.BoolVar(&o.PlainHTTP, "plain-http", false, "serve plain HTTP instead of TLS (sign-in libraries require https)")
+	f.Float64Var(&o.Faults.ErrorRate, "fault-error-rate", 0, "share of Graph requests answered 503, e.g. 0.05")
+	f.Float64Var(&o.Faults.ResetRate, "fault-reset-rate", 0, "share of Graph requests whose connection is dropped")
+	f.DurationVar(&o.Faults.Latency, "fault-latency", 0, "latency added to every Graph request")
+	f.IntVar(&o.Faults.BurstEvery, "fault-burst-every", 0, "every Nth request starts a burst of 503s")
+	f.IntVar(&o.Faults.BurstLength, "fault-burst-length", 5, "length of a 503 burst")
+	f.DurationVar(&o.TokenLifetime, "token-lifetime", m365sim.DefaultTokenLifetime, "lifetime of issued access tokens")
+	f.BoolVar(&o.Unthrottled, "no-throttling", false, "turn Microsoft's limits off (they are on by default)")
 	return cmd
 }
 
@@ -74,6 +85,15 @@ func RunSim(ctx context.Context, o SimOptions, out io.Writer) error {
 	}
 	defer st.Close()
 	sim := m365sim.New()
+	if o.Faults != (m365sim.Faults{}) {
+		sim.SetFaults(o.Faults)
+	}
+	if o.TokenLifetime > 0 {
+		sim.SetTokenLifetime(o.TokenLifetime)
+	}
+	if o.Unthrottled {
+		sim.SetLimits(throttle.Limits{})
+	}
 	found, err := st.Load(sim)
 	if err != nil {
 		return err

@@ -3,11 +3,13 @@ package m365sim_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 
 	"github.com/ferry-migrate/ferry/internal/graph"
+	"github.com/ferry-migrate/ferry/internal/m365sim"
 )
 
 func TestMailFoldersMessagesAndDelta(t *testing.T) {
@@ -115,4 +117,47 @@ func TestMailFoldersMessagesAndDelta(t *testing.T) {
 	if _, err := ro.CreateMessageFromMIME(ctx, user, "inbox", mime); !graph.IsStatus(err, 403) || !strings.Contains(err.Error(), "Mail.ReadWrite") {
 		t.Fatalf("app without Mail.ReadWrite: %v", err)
 	}
+}
+
+// TestWritesSurviveFaults creates 150 messages through a 10% fault rate (503s, dropped
+// connections and a burst of 503s) and checks every one arrived exactly once.
+func TestWritesSurviveFaults(t *testing.T) {
+	r := newRig(t)
+	r.sim.AddApp("11111111-1111-1111-1111-111111111111", "app-mail", "m", nil, "Mail.ReadWrite")
+	c := r.client(t, graph.AppCredential{ClientID: "app-mail", ClientSecret: "m"})
+	ctx := context.Background()
+	// Sign in before the faults start: the token endpoint is not faulted, Graph is.
+	if _, err := c.CreateMessageFromMIME(ctx, "user4@contoso.com", "drafts", []byte("Subject: warm-up\r\n\r\nx\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	r.sim.SetFaults(m365sim.Faults{ErrorRate: 0.05, ResetRate: 0.05, BurstEvery: 60, BurstLength: 3, Seed: 42})
+	const n = 150
+	for i := 0; i < n; i++ {
+		mime := []byte(fmt.Sprintf("Message-ID: <f%d@x>\r\nSubject: fault %d\r\n\r\nbody\r\n", i, i))
+		if _, err := c.CreateMessageFromMIME(ctx, "user4@contoso.com", "inbox", mime); err != nil {
+			t.Fatalf("message %d lost: %v", i, err)
+		}
+	}
+	errs, resets := r.sim.Injected()
+	if errs+resets < n/10 {
+		t.Fatalf("only %d 503s and %d resets injected; the test needs about 10%%", errs, resets)
+	}
+	r.sim.SetFaults(m365sim.Faults{})
+	seq, _ := c.MessagesDelta(ctx, "user4@contoso.com", "inbox", "")
+	seen := map[string]int{}
+	for m, err := range seq {
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[m.InternetMessageID]++
+	}
+	if len(seen) != n {
+		t.Fatalf("inbox holds %d distinct messages, want %d", len(seen), n)
+	}
+	for id, k := range seen {
+		if k != 1 {
+			t.Fatalf("%s arrived %d times", id, k)
+		}
+	}
+	t.Logf("%d writes through %d injected 503s and %d dropped connections: all arrived once", n, errs, resets)
 }

@@ -17,15 +17,17 @@ import (
 
 // Server is one listener holding several tenants.
 type Server struct {
-	mu      sync.Mutex
-	base    string
-	tenants map[string]*Tenant // by id and by every domain
-	tokens  map[string]token
-	limits  throttle.Limits
-	windows map[throttle.Key]*window
-	now     func() time.Time
-	mux     *http.ServeMux
-	dirty   bool // state changed since the last save
+	mu        sync.Mutex
+	base      string
+	tenants   map[string]*Tenant // by id and by every domain
+	tokens    map[string]token
+	limits    throttle.Limits
+	windows   map[throttle.Key]*window
+	now       func() time.Time
+	mux       *http.ServeMux
+	dirty     bool // state changed since the last save
+	faults    *faultState
+	tokenLife time.Duration
 }
 
 // Tenant is one emulated organisation.
@@ -53,7 +55,7 @@ type User struct {
 // New returns an empty emulator enforcing Microsoft's Outlook limits per app per mailbox.
 func New() *Server {
 	s := &Server{tenants: map[string]*Tenant{}, tokens: map[string]token{}, limits: throttle.Outlook,
-		windows: map[throttle.Key]*window{}, now: time.Now, mux: http.NewServeMux()}
+		windows: map[throttle.Key]*window{}, now: time.Now, mux: http.NewServeMux(), tokenLife: DefaultTokenLifetime}
 	s.mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.tokenEndpoint)
 	s.mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.openIDConfiguration)
 	s.mux.Handle("GET /v1.0/users", s.graph("User.Read.All", s.listUsers))
@@ -81,6 +83,13 @@ func (s *Server) SetLimits(l throttle.Limits) {
 	s.mu.Lock()
 	s.limits = l
 	s.windows = map[throttle.Key]*window{}
+	s.mu.Unlock()
+}
+
+// SetTokenLifetime sets how long new access tokens last; a short one tests token expiry.
+func (s *Server) SetTokenLifetime(d time.Duration) {
+	s.mu.Lock()
+	s.tokenLife = d
 	s.mu.Unlock()
 }
 
@@ -140,6 +149,9 @@ type caller struct {
 func (s *Server) graph(permission string, h func(w http.ResponseWriter, r *http.Request, c caller)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("request-id", stableID("req", r.URL.String()+s.now().String()))
+		if s.inject(w) {
+			return
+		}
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		s.mu.Lock()
 		t, known := s.tokens[tok]

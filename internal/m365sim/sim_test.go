@@ -204,3 +204,34 @@ func TestUsersPagingSelectPermissionsAndThrottling(t *testing.T) {
 		t.Fatalf("the client did not wait out the throttle (%s)", time.Since(start))
 	}
 }
+
+func TestExpiredTokensAreRefused(t *testing.T) {
+	r := newRig(t)
+	r.sim.SetTokenLifetime(time.Millisecond)
+	tok := r.srv.URL + "/contoso.onmicrosoft.com/oauth2/v2.0/token"
+	resp, err := r.srv.Client().PostForm(tok, url.Values{"grant_type": {"client_credentials"}, "client_id": {"app-secret"}, "client_secret": {"s3cret-value"},
+		"scope": {"https://graph.microsoft.com/.default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	time.Sleep(5 * time.Millisecond)
+	req, _ := http.NewRequest("GET", r.srv.URL+"/v1.0/users", nil)
+	req.Header.Set("Authorization", "Bearer "+body.AccessToken)
+	resp, err = r.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var gerr struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	json.NewDecoder(resp.Body).Decode(&gerr)
+	if resp.StatusCode != 401 || !strings.Contains(gerr.Error.Message, "expired") {
+		t.Fatalf("expired token: %d %+v", resp.StatusCode, gerr)
+	}
+}

@@ -45,8 +45,8 @@ type token struct {
 	expires     time.Time
 }
 
-// TokenLifetime is how long issued access tokens last (Microsoft: 60-90 minutes).
-var TokenLifetime = time.Hour
+// DefaultTokenLifetime is how long issued access tokens last (Microsoft: 60-90 minutes).
+const DefaultTokenLifetime = time.Hour
 
 // tokenEndpoint implements POST /{tenant}/oauth2/v2.0/token for the client credentials grant, with
 // a client secret or a client assertion (RFC 7523 JWT signed with the app's certificate).
@@ -100,10 +100,11 @@ func (s *Server) tokenEndpoint(w http.ResponseWriter, r *http.Request) {
 	rand.Read(b[:])
 	tok := "sim." + hex.EncodeToString(b[:])
 	s.mu.Lock()
-	s.tokens[tok] = token{tenant: tenant.ID, app: clientID, expires: s.now().Add(TokenLifetime)}
+	life := s.tokenLife
+	s.tokens[tok] = token{tenant: tenant.ID, app: clientID, expires: s.now().Add(life)}
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{"token_type": "Bearer", "expires_in": int(TokenLifetime.Seconds()), "ext_expires_in": int(TokenLifetime.Seconds()), "access_token": tok})
+	json.NewEncoder(w).Encode(map[string]any{"token_type": "Bearer", "expires_in": int(life.Seconds()), "ext_expires_in": int(life.Seconds()), "access_token": tok})
 }
 
 // openIDConfiguration serves the discovery document sign-in libraries read first.

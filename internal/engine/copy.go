@@ -230,7 +230,7 @@ func copyFolder(ctx context.Context, st State, src connector.MailboxSource, dst 
 	if filtering || o.PropagateDeletions {
 		cur = ""
 	}
-	seen := map[string]bool{}
+	listed := map[string]bool{} // source ids listed by this pass, for deletion propagation
 	// Target objects already matched to a source object: a lookup must not hand them out twice.
 	claimed := make(map[string]bool, len(marks))
 	for _, w := range marks {
@@ -269,7 +269,7 @@ func copyFolder(ctx context.Context, st State, src connector.MailboxSource, dst 
 			}
 			return res, fmt.Errorf("list %q: %w", f.Path, err)
 		}
-		seen[obj.ID] = true
+		listed[obj.ID] = true
 		if (o.OlderThan > 0 && obj.Date.After(now.Add(-o.OlderThan))) || (o.NewerThan > 0 && obj.Date.Before(now.Add(-o.NewerThan))) {
 			res.Filtered++
 			continue
@@ -333,7 +333,7 @@ func copyFolder(ctx context.Context, st State, src connector.MailboxSource, dst 
 		var refs []connector.TargetRef
 		var ids []string
 		for id, w := range marks {
-			if !seen[id] && w.TargetID != "" {
+			if !listed[id] && w.TargetID != "" {
 				refs, ids = append(refs, connector.TargetRef{ID: w.TargetID}), append(ids, id)
 			}
 		}

@@ -192,10 +192,10 @@ func nonNilStrings(s []string) []string {
 	return s
 }
 
-// MailboxSettings holds the ids Exchange gives a mailbox.
+// MailboxSettings is microsoft.graph.exchangeSettings: the id the import/export API uses for the
+// user's mailbox.
 type MailboxSettings struct {
 	PrimaryMailboxID string `json:"primaryMailboxId"`
-	ArchiveMailboxID string `json:"archiveMailboxId,omitempty"`
 }
 
 // ExchangeSettings reads users/{id}/settings/exchange.

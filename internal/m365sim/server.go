@@ -28,6 +28,7 @@ type Server struct {
 	dirty     bool // state changed since the last save
 	faults    *faultState
 	tokenLife time.Duration
+	sessions  map[string]importSession
 }
 
 // Tenant is one emulated organisation.
@@ -61,6 +62,7 @@ func New() *Server {
 	s.mux.Handle("GET /v1.0/users", s.graph("User.Read.All", s.listUsers))
 	s.mux.Handle("GET /v1.0/users/{id}", s.graph("User.Read.All", s.getUser))
 	s.mailHandlers()
+	s.importHandlers()
 	return s
 }
 
@@ -212,6 +214,9 @@ func requestBytes(r *http.Request) int64 {
 // resourceOf is the mailbox (or user) a request is about, for per-mailbox limits.
 func resourceOf(r *http.Request) string {
 	p := strings.TrimPrefix(r.URL.Path, "/v1.0/")
+	if rest, ok := strings.CutPrefix(p, "admin/exchange/mailboxes/"); ok {
+		return strings.ToLower(strings.Split(rest, "/")[0])
+	}
 	if rest, ok := strings.CutPrefix(p, "users/"); ok {
 		return strings.ToLower(strings.Split(rest, "/")[0])
 	}

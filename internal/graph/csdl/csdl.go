@@ -11,7 +11,8 @@ import (
 
 // Metadata holds the structured types of the microsoft.graph namespace.
 type Metadata struct {
-	types map[string]*structType
+	types   map[string]*structType
+	actions map[string][]string // bound action name -> parameter names (without the binding one)
 }
 
 type structType struct {
@@ -21,9 +22,15 @@ type structType struct {
 }
 
 type xmlSchema struct {
-	Namespace string    `xml:"Namespace,attr"`
-	Entity    []xmlType `xml:"EntityType"`
-	Complex   []xmlType `xml:"ComplexType"`
+	Namespace string      `xml:"Namespace,attr"`
+	Entity    []xmlType   `xml:"EntityType"`
+	Complex   []xmlType   `xml:"ComplexType"`
+	Actions   []xmlAction `xml:"Action"`
+}
+
+type xmlAction struct {
+	Name   string    `xml:"Name,attr"`
+	Params []xmlProp `xml:"Parameter"`
 }
 
 type xmlType struct {
@@ -47,7 +54,7 @@ func Read(r io.Reader) (*Metadata, error) {
 	if err := xml.NewDecoder(r).Decode(&doc); err != nil {
 		return nil, fmt.Errorf("csdl: %w", err)
 	}
-	m := &Metadata{types: map[string]*structType{}}
+	m := &Metadata{types: map[string]*structType{}, actions: map[string][]string{}}
 	for _, s := range doc.Schemas {
 		if s.Namespace != "microsoft.graph" {
 			continue
@@ -58,6 +65,16 @@ func Read(r io.Reader) (*Metadata, error) {
 				st.props[p.Name] = local(p.Type)
 			}
 			m.types[t.Name] = st
+		}
+		for _, a := range s.Actions {
+			if _, ok := m.actions[a.Name]; !ok {
+				m.actions[a.Name] = []string{}
+			}
+			for _, p := range a.Params {
+				if p.Name != "bindingParameter" {
+					m.actions[a.Name] = append(m.actions[a.Name], p.Name)
+				}
+			}
 		}
 	}
 	if len(m.types) == 0 {
@@ -81,6 +98,13 @@ func (m *Metadata) Property(typeName, prop string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// ActionParams returns the parameter names of an action (empty for one that takes none), and
+// whether any overload of that name exists.
+func (m *Metadata) ActionParams(name string) ([]string, bool) {
+	p, ok := m.actions[name]
+	return p, ok
 }
 
 // Has reports whether the type exists.

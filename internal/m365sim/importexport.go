@@ -1,0 +1,242 @@
+package m365sim
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ferry-migrate/ferry/internal/throttle"
+)
+
+// Permissions of the mailbox import/export API.
+const (
+	PermMailboxFolderRead = "MailboxFolder.Read.All"
+	PermMailboxItemRead   = "MailboxItem.Read.All"
+	PermImportExport      = "MailboxItem.ImportExport.All"
+)
+
+// MaxExport is how many items one exportItems call accepts.
+const MaxExport = 20
+
+// ftsMagic starts the emulator's stand-in for Exchange's FastTransfer stream. The real format is
+// opaque to clients too; what matters is that export then import round-trips every property.
+const ftsMagic = "ferry-sim-fts/1\n"
+
+func mailboxID(userID string) string { return "MBX:" + userID[:8] + "@" + userID[24:] }
+
+// importHandlers registers the import/export routes.
+func (s *Server) importHandlers() {
+	s.mux.Handle("GET /v1.0/users/{id}/settings/exchange", s.graph("User.Read.All", s.exchangeSettings))
+	s.mux.Handle("GET /v1.0/admin/exchange/mailboxes/{mbx}/folders", s.graph(PermMailboxFolderRead, s.mbxFolders))
+	s.mux.Handle("GET /v1.0/admin/exchange/mailboxes/{mbx}/folders/{fid}/childFolders", s.graph(PermMailboxFolderRead, s.mbxFolders))
+	s.mux.Handle("GET /v1.0/admin/exchange/mailboxes/{mbx}/folders/{fid}/items", s.graph(PermMailboxItemRead, s.mbxItems))
+	s.mux.Handle("POST /v1.0/admin/exchange/mailboxes/{mbx}/exportItems", s.graph(PermImportExport, s.exportItems))
+	s.mux.Handle("POST /v1.0/admin/exchange/mailboxes/{mbx}/createImportSession", s.graph(PermImportExport, s.createImportSession))
+	s.mux.HandleFunc("POST /import/{session}", s.importItem)
+}
+
+func (s *Server) exchangeSettings(w http.ResponseWriter, r *http.Request, c caller) {
+	s.mu.Lock()
+	u, _ := s.mailboxOf(c.tenant, r.PathValue("id"))
+	s.mu.Unlock()
+	if u == nil {
+		graphError(w, http.StatusNotFound, "Request_ResourceNotFound", "Resource '"+r.PathValue("id")+"' does not exist.")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": u.ID, "primaryMailboxId": mailboxID(u.ID)})
+}
+
+// byMailboxID finds the mailbox behind an MBX: id; the lock must be held.
+func (s *Server) byMailboxID(t *Tenant, mbx string) *mailbox {
+	for _, u := range t.Users {
+		if mailboxID(u.ID) == mbx {
+			_, mb := s.mailboxOf(t, u.ID)
+			return mb
+		}
+	}
+	return nil
+}
+
+func (s *Server) withMBX(w http.ResponseWriter, r *http.Request, c caller, fn func(mb *mailbox)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb := s.byMailboxID(c.tenant, r.PathValue("mbx"))
+	if mb == nil {
+		graphError(w, http.StatusNotFound, "ErrorMailboxNotFound", "Mailbox '"+r.PathValue("mbx")+"' was not found.")
+		return
+	}
+	fn(mb)
+}
+
+func (f *folder) mbxView(mb *mailbox) map[string]any {
+	v := f.view(mb)
+	delete(v, "unreadItemCount")
+	delete(v, "isHidden")
+	v["type"] = "IPF.Note"
+	return v
+}
+
+func (s *Server) mbxFolders(w http.ResponseWriter, r *http.Request, c caller) {
+	s.withMBX(w, r, c, func(mb *mailbox) {
+		parent := mb.Folders[0].ParentID
+		if fid := r.PathValue("fid"); fid != "" {
+			f := mb.folder(fid)
+			if f == nil {
+				graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified folder was not found.")
+				return
+			}
+			parent = f.ID
+		}
+		out := []map[string]any{}
+		for _, f := range mb.Folders {
+			if f.ParentID == parent {
+				out = append(out, f.mbxView(mb))
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"value": out})
+	})
+}
+
+func (s *Server) mbxItems(w http.ResponseWriter, r *http.Request, c caller) {
+	s.withMBX(w, r, c, func(mb *mailbox) {
+		f := mb.folder(r.PathValue("fid"))
+		if f == nil {
+			graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified folder was not found.")
+			return
+		}
+		out := []map[string]any{}
+		for _, m := range f.Messages {
+			out = append(out, map[string]any{"id": m.ID, "changeKey": strconv.Itoa(m.ChangeKey), "size": len(m.MIME), "type": "IPM.Note",
+				"categories": nonNil(m.Categories), "createdDateTime": m.Received.UTC().Format(time.RFC3339), "lastModifiedDateTime": m.Received.UTC().Format(time.RFC3339)})
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"value": out})
+	})
+}
+
+// exportItems returns up to 20 items in the emulator's full-fidelity format.
+func (s *Server) exportItems(w http.ResponseWriter, r *http.Request, c caller) {
+	var req struct {
+		ItemIDs []string `json:"ItemIds"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.ItemIDs) == 0 {
+		graphError(w, http.StatusBadRequest, "ErrorInvalidRequest", "ItemIds is required.")
+		return
+	}
+	if len(req.ItemIDs) > MaxExport {
+		graphError(w, http.StatusBadRequest, "ErrorExceededMaxItemCount", "At most 20 items can be exported in one request.")
+		return
+	}
+	s.withMBX(w, r, c, func(mb *mailbox) {
+		out := []map[string]any{}
+		for _, id := range req.ItemIDs {
+			_, m := s.findMessage(mb, id)
+			if m == nil {
+				out = append(out, map[string]any{"itemId": id, "error": map[string]any{"code": "ErrorItemNotFound", "message": "The specified item was not found."}})
+				continue
+			}
+			blob, _ := json.Marshal(m)
+			out = append(out, map[string]any{"itemId": m.ID, "changeKey": strconv.Itoa(m.ChangeKey),
+				"data": base64.StdEncoding.EncodeToString(append([]byte(ftsMagic), blob...))})
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"value": out})
+	})
+}
+
+type importSession struct {
+	tenant, app, mbx string
+	expires          time.Time
+}
+
+func (s *Server) createImportSession(w http.ResponseWriter, r *http.Request, c caller) {
+	base := s.BaseURL()
+	s.withMBX(w, r, c, func(mb *mailbox) {
+		var b [18]byte
+		rand.Read(b[:])
+		id := hex.EncodeToString(b[:])
+		exp := s.now().Add(time.Hour)
+		if s.sessions == nil {
+			s.sessions = map[string]importSession{}
+		}
+		s.sessions[id] = importSession{tenant: c.tenant.ID, app: c.app.ClientID, mbx: r.PathValue("mbx"), expires: exp}
+		writeJSON(w, http.StatusOK, map[string]any{"importUrl": base + "/import/" + id, "expirationDateTime": exp.UTC().Format(time.RFC3339Nano)})
+	})
+}
+
+// importItem takes an item in full-fidelity format: the import URL carries its own authorization,
+// so a request with an Authorization header is refused, as the service documents.
+func (s *Server) importItem(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") != "" {
+		graphError(w, http.StatusBadRequest, "ErrorInvalidRequest", "Do not send an Authorization header to an import URL.")
+		return
+	}
+	var req struct {
+		FolderID  string `json:"FolderId"`
+		Mode      string `json:"Mode"`
+		Data      string `json:"Data"`
+		ItemID    string `json:"ItemId"`
+		ChangeKey string `json:"ChangeKey"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		graphError(w, http.StatusBadRequest, "ErrorInvalidRequest", "Invalid JSON: "+err.Error())
+		return
+	}
+	raw, err := base64.StdEncoding.DecodeString(req.Data)
+	var item message
+	if err != nil || !strings.HasPrefix(string(raw), ftsMagic) || json.Unmarshal(raw[len(ftsMagic):], &item) != nil {
+		graphError(w, http.StatusBadRequest, "ErrorInvalidData", "Data is not an exported item.")
+		return
+	}
+	s.mu.Lock()
+	sess, ok := s.sessions[r.PathValue("session")]
+	s.mu.Unlock()
+	if !ok || s.now().After(sess.expires) {
+		graphError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "The import session has expired; create a new one.")
+		return
+	}
+	// Imports count against the mailbox's limits like any other request of the app.
+	release, retry := s.admit(throttle.Key{Tenant: sess.tenant, App: sess.app, Resource: strings.ToLower(sess.mbx)}, requestBytes(r))
+	if release == nil {
+		w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+0.999)))
+		graphError(w, http.StatusTooManyRequests, "ApplicationThrottled", "Application is over its mailbox limit.")
+		return
+	}
+	defer release()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb := s.byMailboxID(s.tenants[sess.tenant], sess.mbx)
+	f := mb.folder(req.FolderID)
+	if f == nil {
+		graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The folder was not found.")
+		return
+	}
+	mb.Seq++
+	switch req.Mode {
+	case "create":
+		if req.ItemID != "" || req.ChangeKey != "" {
+			graphError(w, http.StatusBadRequest, "ErrorInvalidRequest", "ItemId and ChangeKey are not allowed in create mode.")
+			return
+		}
+		item.ID, item.ChangeKey, item.Touched = stableID(f.ID, "msg", strconv.Itoa(mb.Seq)), 1, mb.Seq
+		f.Messages = append(f.Messages, &item)
+	case "update":
+		_, m := s.findMessage(mb, req.ItemID)
+		if m == nil || strconv.Itoa(m.ChangeKey) != req.ChangeKey {
+			graphError(w, http.StatusConflict, "ErrorIrresolvableConflict", "ItemId and ChangeKey do not match an item in the folder.")
+			return
+		}
+		id, ck := m.ID, m.ChangeKey
+		*m = item
+		m.ID, m.ChangeKey, m.Touched = id, ck+1, mb.Seq
+		item = *m
+	default:
+		graphError(w, http.StatusBadRequest, "ErrorInvalidRequest", "Mode must be create or update.")
+		return
+	}
+	s.dirty = true
+	writeJSON(w, http.StatusOK, map[string]any{"itemId": item.ID, "changeKey": strconv.Itoa(item.ChangeKey)})
+}

@@ -28,6 +28,9 @@ type MailboxItem struct {
 	Size       int64    `json:"size"`
 	Type       string   `json:"type"`
 	Categories []string `json:"categories,omitempty"`
+	Removed    *struct {
+		Reason string `json:"reason"`
+	} `json:"@removed,omitempty"`
 }
 
 // ExportedItem is one item of an exportItems answer; Data is the item in Exchange's opaque
@@ -54,6 +57,15 @@ func (c *Client) MailboxFolders(ctx context.Context, mailboxID, parent string) (
 // MailboxItems lists a folder's items.
 func (c *Client) MailboxItems(ctx context.Context, mailboxID, folder string) (func(yield func(MailboxItem, error) bool), func() string) {
 	return All[MailboxItem](ctx, c, "/admin/exchange/mailboxes/"+url.PathEscape(mailboxID)+"/folders/"+url.PathEscape(folder)+"/items")
+}
+
+// MailboxItemsDelta starts (link "") or continues a delta query of a folder's items; deleted items
+// come with Removed set.
+func (c *Client) MailboxItemsDelta(ctx context.Context, mailboxID, folder, link string) (func(yield func(MailboxItem, error) bool), func() string) {
+	if link == "" {
+		link = "/admin/exchange/mailboxes/" + url.PathEscape(mailboxID) + "/folders/" + url.PathEscape(folder) + "/items/delta"
+	}
+	return All[MailboxItem](ctx, c, link)
 }
 
 // MaxExport is the most items one exportItems call takes.

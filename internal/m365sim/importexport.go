@@ -35,6 +35,7 @@ func (s *Server) importHandlers() {
 	s.mux.Handle("GET /v1.0/admin/exchange/mailboxes/{mbx}/folders", s.graph(PermMailboxFolderRead, s.mbxFolders))
 	s.mux.Handle("GET /v1.0/admin/exchange/mailboxes/{mbx}/folders/{fid}/childFolders", s.graph(PermMailboxFolderRead, s.mbxFolders))
 	s.mux.Handle("GET /v1.0/admin/exchange/mailboxes/{mbx}/folders/{fid}/items", s.graph(PermMailboxItemRead, s.mbxItems))
+	s.mux.Handle("GET /v1.0/admin/exchange/mailboxes/{mbx}/folders/{fid}/items/delta", s.graph(PermMailboxItemRead, s.mbxItems))
 	s.mux.Handle("POST /v1.0/admin/exchange/mailboxes/{mbx}/exportItems", s.graph(PermImportExport, s.exportItems))
 	s.mux.Handle("POST /v1.0/admin/exchange/mailboxes/{mbx}/createImportSession", s.graph(PermImportExport, s.createImportSession))
 	s.mux.HandleFunc("POST /import/{session}", s.importItem)
@@ -102,7 +103,20 @@ func (s *Server) mbxFolders(w http.ResponseWriter, r *http.Request, c caller) {
 	})
 }
 
+// mbxItems lists a folder's items; on .../items/delta, everything at first and then only what
+// changed since the token, with @removed for deleted items.
 func (s *Server) mbxItems(w http.ResponseWriter, r *http.Request, c caller) {
+	delta := strings.HasSuffix(r.URL.Path, "/delta")
+	since := -1
+	if tok := r.URL.Query().Get("$deltatoken"); delta && tok != "" {
+		n, err := strconv.Atoi(tok)
+		if err != nil {
+			graphError(w, http.StatusGone, "SyncStateNotFound", "The sync state could not be found; start a new delta query.")
+			return
+		}
+		since = n
+	}
+	base := s.BaseURL()
 	s.withMBX(w, r, c, func(mb *mailbox) {
 		f := mb.folder(r.PathValue("fid"))
 		if f == nil {
@@ -111,10 +125,24 @@ func (s *Server) mbxItems(w http.ResponseWriter, r *http.Request, c caller) {
 		}
 		out := []map[string]any{}
 		for _, m := range f.Messages {
-			out = append(out, map[string]any{"id": m.ID, "changeKey": strconv.Itoa(m.ChangeKey), "size": len(m.MIME), "type": "IPM.Note",
-				"categories": nonNil(m.Categories), "createdDateTime": m.Received.UTC().Format(time.RFC3339), "lastModifiedDateTime": m.Received.UTC().Format(time.RFC3339)})
+			if m.Touched > since {
+				out = append(out, map[string]any{"id": m.ID, "changeKey": strconv.Itoa(m.ChangeKey), "size": len(m.MIME), "type": "IPM.Note",
+					"categories": nonNil(m.Categories), "createdDateTime": m.Received.UTC().Format(time.RFC3339), "lastModifiedDateTime": m.Received.UTC().Format(time.RFC3339)})
+			}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"value": out})
+		page := map[string]any{}
+		if delta {
+			if since >= 0 {
+				for _, rm := range f.Removed {
+					if rm.Seq > since {
+						out = append(out, map[string]any{"id": rm.ID, "@removed": map[string]string{"reason": "deleted"}})
+					}
+				}
+			}
+			page["@odata.deltaLink"] = base + r.URL.Path + "?$deltatoken=" + strconv.Itoa(mb.Seq)
+		}
+		page["value"] = out
+		writeJSON(w, http.StatusOK, page)
 	})
 }
 

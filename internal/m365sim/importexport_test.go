@@ -121,6 +121,37 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if updated.Flag.FlagStatus != "complete" || updated.Categories[0] != "Blue" {
 		t.Fatalf("updated item = %+v", updated)
 	}
+	// Item delta on the source: first everything, then only the changed and the deleted.
+	dseq, link := sc.MailboxItemsDelta(ctx, srcSet.PrimaryMailboxID, inbox, "")
+	count := 0
+	for _, err := range dseq {
+		if err != nil {
+			t.Fatal(err)
+		}
+		count++
+	}
+	if count != n || link() == "" {
+		t.Fatalf("initial item delta: %d items, link %q", count, link())
+	}
+	first := link()
+	sc.UpdateMessage(ctx, "user0@contoso.com", ids[3], true, "flagged", nil)
+	sc.Do(ctx, graph.Request{Method: "DELETE", Path: "/users/user0@contoso.com/messages/" + ids[4]}, nil)
+	dseq, _ = sc.MailboxItemsDelta(ctx, srcSet.PrimaryMailboxID, inbox, first)
+	var seen []string
+	for it, err := range dseq {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if it.Removed != nil {
+			seen = append(seen, "removed:"+it.ID)
+		} else {
+			seen = append(seen, "changed:"+it.ID)
+		}
+	}
+	if strings.Join(seen, ",") != "changed:"+ids[3]+",removed:"+ids[4] {
+		t.Fatalf("item delta since the first link = %v", seen)
+	}
+
 	// The import URL refuses a bearer token, as the service documents.
 	req, _ := http.NewRequest("POST", sess.ImportURL, strings.NewReader(`{"FolderId":"inbox","Mode":"create","Data":"`+again[0].Data+`"}`))
 	req.Header.Set("Authorization", "Bearer x")

@@ -20,6 +20,8 @@ import (
 	"github.com/ferry-migrate/ferry/internal/api/client"
 	"github.com/ferry-migrate/ferry/internal/connector/memory"
 	"github.com/ferry-migrate/ferry/internal/model"
+	"github.com/ferry-migrate/ferry/internal/secret"
+	"github.com/ferry-migrate/ferry/internal/store/storetest"
 )
 
 const adminPW = "Cli-Admin-Password-42"
@@ -363,5 +365,29 @@ func TestRotateKeyKeepsCredentialsReadable(t *testing.T) {
 	}
 	if code, out, errs := run(t, "", "endpoint", "verify", "old"); code != 0 || !strings.Contains(out, "OK") {
 		t.Fatalf("verify after rotation (credentials must still open): exit %d %s %s", code, out, errs)
+	}
+}
+
+func TestWorkerNeedsPostgresAndStartsOnIt(t *testing.T) {
+	if code, _, errs := run(t, "", "worker"); code != ExitUsage || !strings.Contains(errs, "needs --database postgres://") {
+		t.Fatalf("worker without a database: exit %d %s", code, errs)
+	}
+	db := storetest.Postgres(t)
+	t.Setenv("FERRY_MASTER_KEY", secret.EncodeKey(db.Key))
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, done := make(chan string, 1), make(chan error, 1)
+	go func() {
+		done <- Work(ctx, ServeOptions{Data: t.TempDir(), Database: db.URL, Workers: 2, LogLevel: "error", Ready: func(string) { ready <- "" }})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("worker did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker did not start in 30 s")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("worker shutdown: %v", err)
 	}
 }

@@ -135,3 +135,63 @@ func Serve(ctx context.Context, o ServeOptions, out interface{ Write([]byte) (in
 	}
 	return err
 }
+
+func workerCmd(g *globals) *cobra.Command {
+	var o ServeOptions
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run an extra worker node against a shared PostgreSQL database",
+		Long: `Run an extra worker: it takes item jobs from the shared PostgreSQL database and migrates them, with
+no API of its own. Start as many as you like, on as many machines; project limits (max concurrent
+migrations) hold across all of them. Give every node the same master key (FERRY_MASTER_KEY, or
+the same master.key file in --data) so they can open the stored credentials.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return Work(ctx, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Data, "data", "./ferry-data", "directory of the master key file")
+	f.StringVar(&o.Database, "database", "", "postgres://… shared with the server (required)")
+	f.IntVar(&o.Workers, "workers", 50, "items this process migrates at once, across projects")
+	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+// Work runs a worker node until ctx ends.
+func Work(ctx context.Context, o ServeOptions) error {
+	if o.Database == "" {
+		return withCode(ExitUsage, errors.New("ferry worker needs --database postgres://… (an embedded SQLite database belongs to its one server)"))
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.LogLevel)); err != nil {
+		return withCode(ExitUsage, fmt.Errorf("--log-level: %w", err))
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	keys, _, err := secret.Load(o.Data, os.Getenv("FERRY_MASTER_KEY"))
+	if err != nil {
+		return fmt.Errorf("master key: %w", err)
+	}
+	st, err := store.Open(ctx, o.Data, o.Database, keys)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	eng, err := engine.New(ctx, st, engine.Config{Workers: o.Workers, Log: log})
+	if err != nil {
+		return err
+	}
+	if err := eng.Start(ctx); err != nil {
+		return err
+	}
+	log.Info("ferry worker running", "database", "postgres", "workers", o.Workers)
+	if o.Ready != nil {
+		o.Ready("")
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return eng.Shutdown(sctx)
+}

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -47,7 +48,11 @@ type Engine struct {
 	stopSched chan struct{}
 	schedDone chan struct{}
 	shutdown  sync.Once
+	claimed   atomic.Int64 // items this process has run, for tests and logs
 }
+
+// Claimed reports how many item runs this process has carried (including resumed slices).
+func (e *Engine) Claimed() int64 { return e.claimed.Load() }
 
 // ItemArgs is the job that carries one item through one pass.
 type ItemArgs struct {
@@ -224,6 +229,7 @@ func (e *Engine) work(ctx context.Context, a ItemArgs, attempt, maxAttempts int)
 		return river.JobSnooze(time.Second + rand.N(time.Second))
 	}
 	defer e.release()
+	e.claimed.Add(1)
 
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

@@ -356,3 +356,35 @@ func TestDeletionsPropagateOnlyWhenAsked(t *testing.T) {
 		t.Fatalf("run does not report the deletion: %s", runs[0].Folders)
 	}
 }
+
+// TestTwoNodesShareTheBound runs two engines (as two worker nodes would) on one PostgreSQL
+// database: together they never exceed the project's max-concurrent, and every item completes once.
+func TestTwoNodesShareTheBound(t *testing.T) {
+	db := storetest.Postgres(t)
+	r := newRig(t, db, 60, 2, 3)
+	r.dst.SetDelay(5 * time.Millisecond)
+	ctx := context.Background()
+	st2 := db.Open(t)
+	defer st2.Close()
+	second, err := New(ctx, st2, Config{Workers: 20, ScheduleEvery: time.Hour, Log: r.eng.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer second.Shutdown(ctx)
+	r.start(t, model.PassFull)
+	if c := r.waitIdle(t, 2*time.Minute); c[model.StatusCompleted] != 60 {
+		t.Fatalf("statuses = %v, want 60 Completed", c)
+	}
+	if p := r.dst.Peak(); p > 3 {
+		t.Fatalf("two nodes ran %d items at once, max-concurrent is 3", p)
+	}
+	if got := r.dst.Puts(); got != 180 {
+		t.Fatalf("target received %d messages, want 180 (each once)", got)
+	}
+	if a, b := r.eng.Claimed(), second.Claimed(); a == 0 || b == 0 || a+b != 60 {
+		t.Fatalf("node one ran %d items, node two %d; want both > 0 and 60 in all", a, b)
+	}
+}

@@ -59,6 +59,14 @@ func (c *Client) MailboxItems(ctx context.Context, mailboxID, folder string) (fu
 	return All[MailboxItem](ctx, c, "/admin/exchange/mailboxes/"+url.PathEscape(mailboxID)+"/folders/"+url.PathEscape(folder)+"/items")
 }
 
+// MailboxFoldersDelta starts (link "") or continues a delta query of a mailbox's whole folder tree.
+func (c *Client) MailboxFoldersDelta(ctx context.Context, mailboxID, link string) (func(yield func(MailboxFolder, error) bool), func() string) {
+	if link == "" {
+		link = "/admin/exchange/mailboxes/" + url.PathEscape(mailboxID) + "/folders/delta"
+	}
+	return All[MailboxFolder](ctx, c, link)
+}
+
 // MailboxItemsDelta starts (link "") or continues a delta query of a folder's items; deleted items
 // come with Removed set.
 func (c *Client) MailboxItemsDelta(ctx context.Context, mailboxID, folder, link string) (func(yield func(MailboxItem, error) bool), func() string) {

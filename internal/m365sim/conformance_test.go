@@ -59,7 +59,7 @@ var entityOf = []struct {
 	{regexp.MustCompile(`/admin/exchange/mailboxes/[^/]+/exportItems$`), "exportItemResponse"},
 	{regexp.MustCompile(`/admin/exchange/mailboxes/[^/]+/createImportSession$`), "mailboxItemImportSession"},
 	{regexp.MustCompile(`/admin/exchange/mailboxes/[^/]+/folders/[^/]+/items(/delta)?$`), "mailboxItem"},
-	{regexp.MustCompile(`/admin/exchange/mailboxes/[^/]+/folders(/[^/]+/childFolders)?$`), "mailboxFolder"},
+	{regexp.MustCompile(`/admin/exchange/mailboxes/[^/]+/folders(/[^/]+/childFolders|/delta)?$`), "mailboxFolder"},
 	{regexp.MustCompile(`/messages(/delta|/[^/]+)?$`), "message"},
 	{regexp.MustCompile(`/(mailFolders|childFolders)(/[^/]+)?$`), "mailFolder"},
 	{regexp.MustCompile(`^/v1\.0/users(/[^/]+)?$`), "user"},
@@ -146,6 +146,12 @@ func TestConformanceWithMetadata(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	fd, _ := c.MailboxFoldersDelta(ctx, set.PrimaryMailboxID, "")
+	for _, err := range fd {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	md, _ := c.MailboxItemsDelta(ctx, set.PrimaryMailboxID, p.ID, "")
 	for _, err := range md {
 		if err != nil {
@@ -213,7 +219,7 @@ func TestConformanceWithMetadata(t *testing.T) {
 	if len(bad) > 0 {
 		t.Fatalf("names not in the v1.0 metadata:\n%s", strings.Join(bad, "\n"))
 	}
-	if checked < 14 {
+	if checked < 15 {
 		t.Fatalf("only %d exchanges checked", checked)
 	}
 	t.Logf("%d exchanges checked against the metadata", checked)

@@ -34,6 +34,7 @@ func (s *Server) importHandlers() {
 	s.mux.Handle("GET /v1.0/users/{id}/settings/exchange", s.graph("User.Read.All", s.exchangeSettings))
 	s.mux.Handle("GET /v1.0/admin/exchange/mailboxes/{mbx}/folders", s.graph(PermMailboxFolderRead, s.mbxFolders))
 	s.mux.Handle("GET /v1.0/admin/exchange/mailboxes/{mbx}/folders/{fid}/childFolders", s.graph(PermMailboxFolderRead, s.mbxFolders))
+	s.mux.Handle("GET /v1.0/admin/exchange/mailboxes/{mbx}/folders/delta", s.graph(PermMailboxFolderRead, s.mbxFolderDelta))
 	s.mux.Handle("GET /v1.0/admin/exchange/mailboxes/{mbx}/folders/{fid}/items", s.graph(PermMailboxItemRead, s.mbxItems))
 	s.mux.Handle("GET /v1.0/admin/exchange/mailboxes/{mbx}/folders/{fid}/items/delta", s.graph(PermMailboxItemRead, s.mbxItems))
 	s.mux.Handle("POST /v1.0/admin/exchange/mailboxes/{mbx}/exportItems", s.graph(PermImportExport, s.exportItems))
@@ -105,6 +106,30 @@ func (s *Server) mbxFolders(w http.ResponseWriter, r *http.Request, c caller) {
 
 // mbxItems lists a folder's items; on .../items/delta, everything at first and then only what
 // changed since the token, with @removed for deleted items.
+// mbxFolderDelta returns the whole folder tree (every level) with a delta link; later calls with
+// the link return the folders created since. The emulator keeps no folder renames or deletions.
+func (s *Server) mbxFolderDelta(w http.ResponseWriter, r *http.Request, c caller) {
+	since := -1
+	if tok := r.URL.Query().Get("$deltatoken"); tok != "" {
+		n, err := strconv.Atoi(tok)
+		if err != nil {
+			graphError(w, http.StatusGone, "SyncStateNotFound", "The sync state could not be found; start a new delta query.")
+			return
+		}
+		since = n
+	}
+	base := s.BaseURL()
+	s.withMBX(w, r, c, func(mb *mailbox) {
+		out := []map[string]any{}
+		for i, f := range mb.Folders {
+			if i > since {
+				out = append(out, f.mbxView(mb))
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"value": out, "@odata.deltaLink": base + r.URL.Path + "?$deltatoken=" + strconv.Itoa(len(mb.Folders)-1)})
+	})
+}
+
 func (s *Server) mbxItems(w http.ResponseWriter, r *http.Request, c caller) {
 	delta := strings.HasSuffix(r.URL.Path, "/delta")
 	since := -1

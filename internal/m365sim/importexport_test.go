@@ -121,6 +121,33 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if updated.Flag.FlagStatus != "complete" || updated.Categories[0] != "Blue" {
 		t.Fatalf("updated item = %+v", updated)
 	}
+	// Folder delta: the whole tree, then only what is new.
+	fseq, flink := dc.MailboxFoldersDelta(ctx, dstSet.PrimaryMailboxID, "")
+	nf := 0
+	for _, err := range fseq {
+		if err != nil {
+			t.Fatal(err)
+		}
+		nf++
+	}
+	if nf != 6 {
+		t.Fatalf("folder delta of a new mailbox: %d folders, want the 6 well-known ones", nf)
+	}
+	if _, err := dc.CreateMailFolder(ctx, "ann@fabrikam.com", "inbox", "Clients"); err != nil {
+		t.Fatal(err)
+	}
+	fseq, _ = dc.MailboxFoldersDelta(ctx, dstSet.PrimaryMailboxID, flink())
+	var newFolders []string
+	for f, err := range fseq {
+		if err != nil {
+			t.Fatal(err)
+		}
+		newFolders = append(newFolders, f.DisplayName)
+	}
+	if strings.Join(newFolders, ",") != "Clients" {
+		t.Fatalf("folder delta since the first link = %v, want [Clients]", newFolders)
+	}
+
 	// Item delta on the source: first everything, then only the changed and the deleted.
 	dseq, link := sc.MailboxItemsDelta(ctx, srcSet.PrimaryMailboxID, inbox, "")
 	count := 0

@@ -357,14 +357,15 @@ type ProjectView struct {
 	Counts map[model.ItemStatus]int `json:"counts"`
 	Source string                   `json:"source"`
 	Target string                   `json:"target"`
+	Role   model.Role               `json:"role"` // the caller's role on this project
 }
 
-func (s *Server) view(ctx context.Context, prj model.Project) (ProjectView, error) {
+func (s *Server) view(ctx context.Context, prj model.Project, role model.Role) (ProjectView, error) {
 	counts, err := s.st.StatusCounts(ctx, prj.ID)
 	if err != nil {
 		return ProjectView{}, err
 	}
-	v := ProjectView{Project: prj, Counts: counts}
+	v := ProjectView{Project: prj, Counts: counts, Role: role}
 	if e, err := s.st.Endpoint(ctx, "", prj.SourceID); err == nil {
 		v.Source = e.Name
 	}
@@ -374,21 +375,38 @@ func (s *Server) view(ctx context.Context, prj model.Project) (ProjectView, erro
 	return v, nil
 }
 
-func (s *Server) listProjects(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	ids, err := s.auth.Workgroups(r.Context(), p)
+// visibleProjects lists the projects the caller may see, with the caller's role on each.
+func (s *Server) visibleProjects(ctx context.Context, p auth.Principal) ([]model.Project, []model.Role, error) {
+	ids, err := s.auth.Workgroups(ctx, p)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	prjs, err := s.st.Projects(r.Context(), ids)
+	prjs, err := s.st.Projects(ctx, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []model.Project
+	var roles []model.Role
+	for _, prj := range prjs {
+		role, err := s.auth.ProjectRole(ctx, p, prj)
+		if errors.Is(err, auth.ErrForbidden) {
+			continue
+		} else if err != nil {
+			return nil, nil, err
+		}
+		out, roles = append(out, prj), append(roles, role)
+	}
+	return out, roles, nil
+}
+
+func (s *Server) listProjects(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	prjs, roles, err := s.visibleProjects(r.Context(), p)
 	if err != nil {
 		return err
 	}
 	out := []ProjectView{}
-	for _, prj := range prjs {
-		if _, err := s.auth.ProjectRole(r.Context(), p, prj); err != nil {
-			continue
-		}
-		v, err := s.view(r.Context(), prj)
+	for i, prj := range prjs {
+		v, err := s.view(r.Context(), prj, roles[i])
 		if err != nil {
 			return err
 		}
@@ -402,7 +420,11 @@ func (s *Server) getProject(w http.ResponseWriter, r *http.Request, p auth.Princ
 	if err != nil {
 		return err
 	}
-	v, err := s.view(r.Context(), prj)
+	role, err := s.auth.ProjectRole(r.Context(), p, prj)
+	if err != nil {
+		return err
+	}
+	v, err := s.view(r.Context(), prj, role)
 	if err != nil {
 		return err
 	}

@@ -55,6 +55,8 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/projects/{id}/schedules", member, s.listSchedules},
 		{"DELETE", "/api/v1/projects/{id}/schedules", member, s.cancelSchedules},
 		{"GET", "/api/v1/projects/{id}/stats", member, s.projectStats},
+		{"GET", "/api/v1/projects/{id}/stream", member, s.streamProject},
+		{"GET", "/api/v1/activity", member, s.activity},
 		{"GET", "/api/v1/items/{id}", member, s.getItem},
 		{"GET", "/api/v1/events", member, s.listEvents},
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net"
 	"net/http"
 	"strings"
 
@@ -31,9 +32,28 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ auth.Principal)
 	if err != nil {
 		return err
 	}
-	http.SetCookie(w, &http.Cookie{Name: auth.SessionCookie, Value: cookie, Path: "/", HttpOnly: true, Secure: true,
+	http.SetCookie(w, &http.Cookie{Name: auth.SessionCookie, Value: cookie, Path: "/", HttpOnly: true, Secure: secureCookie(r),
 		SameSite: http.SameSiteLaxMode, Expires: sess.ExpiresAt})
 	return writeJSON(w, http.StatusOK, map[string]any{"user": u, "csrf_token": sess.CSRF, "expires_at": sess.ExpiresAt})
+}
+
+// secureCookie says whether the session cookie is marked Secure: over TLS (direct or through a
+// proxy that says so) and on loopback, where browsers accept Secure cookies over plain http. A
+// console reached over plain http on another address could not sign in at all with a Secure
+// cookie; there, the transport is what needs fixing (serve --tls-cert, or a TLS proxy).
+func secureCookie(r *http.Request) bool {
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		return true
+	}
+	host, _, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		host = r.Host
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
@@ -42,7 +62,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, p auth.Principal
 			return err
 		}
 	}
-	http.SetCookie(w, &http.Cookie{Name: auth.SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true})
+	http.SetCookie(w, &http.Cookie{Name: auth.SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secureCookie(r)})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

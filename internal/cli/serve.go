@@ -20,6 +20,7 @@ import (
 	"github.com/ferry-migrate/ferry/internal/engine"
 	"github.com/ferry-migrate/ferry/internal/secret"
 	"github.com/ferry-migrate/ferry/internal/store"
+	"github.com/ferry-migrate/ferry/internal/web"
 )
 
 // ServeOptions configure a server.
@@ -101,7 +102,14 @@ func Serve(ctx context.Context, o ServeOptions, out interface{ Write([]byte) (in
 	if err := eng.Start(ctx); err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: api.New(st, au, eng, log).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	apiSrv := api.New(st, au, eng, log)
+	console, err := web.New(apiSrv.Handler(), au, log)
+	if err != nil {
+		eng.Shutdown(context.Background())
+		return err
+	}
+	console.Register(apiSrv.Mux())
+	srv := &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		eng.Shutdown(context.Background())

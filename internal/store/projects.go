@@ -192,8 +192,10 @@ type ItemFilter struct {
 	Emails []string // exact source addresses (any case)
 	IDs    []string
 	Sort   string // "source", "target", "status", "updated"; "-" prefix for descending
-	Limit  int    // 0 = all
-	Offset int
+	// ChangedAfter keeps items updated after this time: what a live view must refresh.
+	ChangedAfter time.Time
+	Limit        int // 0 = all
+	Offset       int
 }
 
 var itemSorts = map[string]string{"source": "source_key", "target": "target_email", "status": "status", "updated": "updated_at"}
@@ -217,6 +219,9 @@ func (s *Store) Items(ctx context.Context, projectID string, f ItemFilter) ([]mo
 	}
 	if len(f.IDs) > 0 {
 		where, args = append(where, "id IN ("+placeholders(len(f.IDs))+")"), append(args, anys(f.IDs)...)
+	}
+	if !f.ChangedAfter.IsZero() {
+		where, args = append(where, "updated_at > ?"), append(args, ts(f.ChangedAfter))
 	}
 	cond := strings.Join(where, " AND ")
 	var total int

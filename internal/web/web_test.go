@@ -1,0 +1,337 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/ferry-migrate/ferry/internal/api"
+	"github.com/ferry-migrate/ferry/internal/api/client"
+	"github.com/ferry-migrate/ferry/internal/auth"
+	_ "github.com/ferry-migrate/ferry/internal/connector/memory"
+	"github.com/ferry-migrate/ferry/internal/engine"
+	"github.com/ferry-migrate/ferry/internal/store"
+	"github.com/ferry-migrate/ferry/internal/store/storetest"
+	"github.com/ferry-migrate/ferry/internal/web"
+)
+
+const adminPassword = "Admin-Password-For-Tests-1"
+
+type env struct {
+	srv   *httptest.Server
+	st    *store.Store
+	admin *client.Client // an API client with an admin token
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	ctx := context.Background()
+	st := storetest.SQLite(t).Open(t)
+	au := auth.New(st)
+	if _, err := au.Bootstrap(ctx, adminPassword); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	eng, err := engine.New(ctx, st, engine.Config{Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a := api.New(st, au, eng, log)
+	con, err := web.New(a.Handler(), au, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	con.Register(a.Mux())
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		eng.Shutdown(context.Background())
+		st.Close()
+	})
+	e := &env{srv: srv, st: st}
+	c := client.New(srv.URL, "")
+	if err := c.Login(ctx, "admin", adminPassword); err != nil {
+		t.Fatal(err)
+	}
+	var tok struct{ Token string }
+	if err := c.Do(ctx, "POST", "/api/v1/tokens", map[string]string{"name": "test"}, &tok); err != nil {
+		t.Fatal(err)
+	}
+	e.admin = client.New(srv.URL, tok.Token)
+	return e
+}
+
+// memoryProject makes two test-connector endpoints and a project named name.
+func (e *env) memoryProject(t testing.TB, name string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, ep := range []string{name + "-src", name + "-dst"} {
+		if err := e.admin.Do(ctx, "POST", "/api/v1/endpoints", map[string]any{"name": ep, "kind": "memory", "settings": map[string]any{"host": ep}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.admin.Do(ctx, "POST", "/api/v1/projects", map[string]any{"name": name, "workload": "mailbox", "source": name + "-src", "target": name + "-dst"}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) user(t testing.TB, name, role string) {
+	t.Helper()
+	if err := e.admin.Do(context.Background(), "POST", "/api/v1/users", map[string]any{"username": name, "password": adminPassword + name, "workgroup": "Default", "role": role}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// browser is a signed-in console session without a browser: the session cookie is Secure, which
+// Go's cookie jar keeps off plain http, so it is carried by hand.
+type browser struct {
+	t      testing.TB
+	base   string
+	cookie string
+	csrf   string
+	http   *http.Client
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+
+func (e *env) signIn(t testing.TB, user, pw string) *browser {
+	t.Helper()
+	b := &browser{t: t, base: e.srv.URL, http: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	resp, err := b.http.PostForm(e.srv.URL+"/login", url.Values{"username": {user}, "password": {pw}, "next": {"/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign in as %s: status %d", user, resp.StatusCode)
+	}
+	for _, ck := range resp.Cookies() {
+		if ck.Name == auth.SessionCookie {
+			b.cookie = ck.Name + "=" + ck.Value
+		}
+	}
+	status, body := b.get("/")
+	m := csrfRE.FindStringSubmatch(body)
+	if status != 200 || m == nil {
+		t.Fatalf("dashboard after sign in: %d, csrf found %v", status, m != nil)
+	}
+	b.csrf = m[1]
+	return b
+}
+
+func (b *browser) do(req *http.Request) (int, string, http.Header) {
+	b.t.Helper()
+	if b.cookie != "" {
+		req.Header.Set("Cookie", b.cookie)
+	}
+	resp, err := b.http.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(data), resp.Header
+}
+
+func (b *browser) get(path string) (int, string) {
+	req, _ := http.NewRequest("GET", b.base+path, nil)
+	status, body, _ := b.do(req)
+	return status, body
+}
+
+// post sends a form; the session's CSRF token is added unless the form sets csrf_token itself.
+func (b *browser) post(path string, form url.Values) (int, string, http.Header) {
+	if _, ok := form["csrf_token"]; !ok {
+		form.Set("csrf_token", b.csrf)
+	}
+	req, _ := http.NewRequest("POST", b.base+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+// flash follows a redirect's flash cookie to the message the next page shows.
+func flashOf(t testing.TB, h http.Header) string {
+	t.Helper()
+	for _, line := range h.Values("Set-Cookie") {
+		if v, ok := strings.CutPrefix(line, "ferry_flash="); ok {
+			v, _, _ = strings.Cut(v, ";")
+			s, err := url.QueryUnescape(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if text, ok := strings.CutPrefix(s, "error:"); ok {
+				return "error: " + text
+			}
+			return strings.TrimPrefix(s, "ok:")
+		}
+	}
+	return ""
+}
+
+func TestPagesNeedSignIn(t *testing.T) {
+	e := newEnv(t)
+	b := &browser{t: t, base: e.srv.URL, http: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	for _, path := range []string{"/", "/endpoints", "/settings", "/organisation", "/projects/x", "/items/y"} {
+		req, _ := http.NewRequest("GET", e.srv.URL+path, nil)
+		status, _, h := b.do(req)
+		if status != http.StatusSeeOther || h.Get("Location") != "/login?next="+url.QueryEscape(path) {
+			t.Errorf("GET %s signed out: %d to %q, want 303 to the sign-in page", path, status, h.Get("Location"))
+		}
+	}
+	status, body, _ := b.post("/endpoints", url.Values{"name": {"x"}, "csrf_token": {""}})
+	if status != http.StatusUnauthorized || !strings.Contains(body, "sign in again") {
+		t.Errorf("signed-out POST: %d, want 401 with a reason", status)
+	}
+	status, body, _ = b.post("/login", url.Values{"username": {"admin"}, "password": {"wrong"}})
+	if status != http.StatusUnauthorized || !strings.Contains(body, "username or password") {
+		t.Errorf("wrong password: %d %q", status, body)
+	}
+	// A next outside this site is ignored.
+	status, _, h := b.post("/login", url.Values{"username": {"admin"}, "password": {adminPassword}, "next": {"//evil.example/"}})
+	if status != http.StatusSeeOther || h.Get("Location") != "/" {
+		t.Errorf("sign in with a foreign next: %d to %q, want /", status, h.Get("Location"))
+	}
+}
+
+func TestActionsNeedTheCSRFTokenAndTheRole(t *testing.T) {
+	e := newEnv(t)
+	e.memoryProject(t, "acme")
+	if err := e.admin.Upload(context.Background(), "POST", "/api/v1/projects/acme/items/import", "text/csv",
+		strings.NewReader("source_email,target_email\na@src.example,a@dst.example\n"), &api.ImportResponse{}); err != nil {
+		t.Fatal(err)
+	}
+	e.user(t, "rita", "Reader")
+	e.user(t, "otto", "Operator")
+
+	admin := e.signIn(t, "admin", adminPassword)
+	status, body, _ := admin.post("/projects/acme/passes", url.Values{"type": {"verify"}, "csrf_token": {"forged"}})
+	if status != http.StatusForbidden || !strings.Contains(body, "CSRF") {
+		t.Errorf("POST with a wrong CSRF token: %d, want 403 naming CSRF", status)
+	}
+
+	rita := e.signIn(t, "rita", adminPassword+"rita")
+	_, page := rita.get("/projects/acme")
+	if !strings.Contains(page, "a@src.example") {
+		t.Fatal("a Reader cannot see the project's items")
+	}
+	for _, id := range []string{`id="pass-full"`, `id="stop"`, `id="import"`, `name="items"`} {
+		if strings.Contains(page, id) {
+			t.Errorf("a Reader's project page has %s", id)
+		}
+	}
+	// The Reader forges the form the page does not show: the API layer refuses it.
+	status, body, _ = rita.post("/projects/acme/passes", url.Values{"type": {"full"}})
+	if status != http.StatusForbidden || !strings.Contains(body, "needs Operator") {
+		t.Errorf("Reader POST start: %d, want 403 needs Operator; body %q", status, body)
+	}
+	req, _ := http.NewRequest("POST", e.srv.URL+"/api/v1/projects/acme/passes", strings.NewReader(`{"type":"full"}`))
+	req.Header.Set("X-CSRF-Token", rita.csrf)
+	req.Header.Set("Content-Type", "application/json")
+	if status, _, _ := rita.do(req); status != http.StatusForbidden {
+		t.Errorf("Reader POST to the API: %d, want 403", status)
+	}
+
+	otto := e.signIn(t, "otto", adminPassword+"otto")
+	_, page = otto.get("/projects/acme")
+	if !strings.Contains(page, `id="pass-full"`) || strings.Contains(page, `id="import"`) {
+		t.Error("an Operator should see the pass buttons and not the import form")
+	}
+	status, _, h := otto.post("/projects/acme/passes", url.Values{"type": {"verify"}})
+	if msg := flashOf(t, h); status != http.StatusSeeOther || msg != "Verify pass started for 1 item." {
+		t.Errorf("Operator verify: %d %q", status, msg)
+	}
+	// Bad input is answered on the page it came from, with the API's reason.
+	status, _, h = otto.post("/projects/acme/passes", url.Values{"type": {"sideways"}})
+	if msg := flashOf(t, h); status != http.StatusSeeOther || !strings.Contains(msg, "sideways") {
+		t.Errorf("unknown pass type: %d %q", status, msg)
+	}
+}
+
+func TestItemsTableFiltersSortsAndPages(t *testing.T) {
+	e := newEnv(t)
+	e.memoryProject(t, "big")
+	var csv strings.Builder
+	csv.WriteString("source_email,target_email\n")
+	for i := 0; i < 120; i++ {
+		fmt.Fprintf(&csv, "user%03d@src.example,user%03d@dst.example\n", i, i)
+	}
+	if err := e.admin.Upload(context.Background(), "POST", "/api/v1/projects/big/items/import", "text/csv", strings.NewReader(csv.String()), &api.ImportResponse{}); err != nil {
+		t.Fatal(err)
+	}
+	b := e.signIn(t, "admin", adminPassword)
+	rows := regexp.MustCompile(`<tr id="item-[^"]+">\s*<td><input type="checkbox" name="items" value="([^"]+)"`)
+	emails := func(page string) []string {
+		var out []string
+		for _, m := range rows.FindAllStringSubmatch(page, -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	_, page := b.get("/projects/big")
+	got := emails(page)
+	if len(got) != 50 || got[0] != "user000@src.example" || !strings.Contains(page, "120 items match; page 1 of 3.") {
+		t.Fatalf("first page: %d rows from %v", len(got), got[:min(1, len(got))])
+	}
+	_, page = b.get("/projects/big?page=3")
+	if got = emails(page); len(got) != 20 || got[19] != "user119@src.example" {
+		t.Errorf("last page: %d rows, want 20 ending user119", len(got))
+	}
+	_, page = b.get("/projects/big?sort=-source&per=25")
+	if got = emails(page); len(got) != 25 || got[0] != "user119@src.example" || !strings.Contains(page, `aria-sort="descending"`) {
+		t.Errorf("descending sort: %d rows, first %v", len(got), got[:min(1, len(got))])
+	}
+	_, page = b.get("/projects/big?q=user11")
+	if got = emails(page); len(got) != 10 || !strings.Contains(page, "10 items match.") {
+		t.Errorf("text filter user11: %d rows, want 10", len(got))
+	}
+	_, page = b.get("/projects/big?status=Completed")
+	if got = emails(page); len(got) != 0 || !strings.Contains(page, "No items match the filter.") {
+		t.Errorf("status filter Completed: %d rows, want none", len(got))
+	}
+	// "All matching the filter" resolves the filter to the items on the server.
+	status, _, h := b.post("/projects/big/passes", url.Values{"type": {"verify"}, "scope": {"filter"}, "q": {"user10"}})
+	if msg := flashOf(t, h); status != http.StatusSeeOther || msg != "Verify pass started for 10 items." {
+		t.Errorf("verify on the filter: %d %q", status, msg)
+	}
+}
+
+func TestCSVImportShowsBadLines(t *testing.T) {
+	e := newEnv(t)
+	e.memoryProject(t, "imp")
+	b := e.signIn(t, "admin", adminPassword)
+	status, body := b.upload(t, "/projects/imp/import", "users.csv", "source_email,target_email\nok@src.example,ok@dst.example\nnot-an-address,x@dst.example\nb@src.example,\n")
+	if status != http.StatusUnprocessableEntity {
+		t.Fatalf("bad CSV: status %d", status)
+	}
+	for _, want := range []string{"users.csv: CSV rejected, nothing imported: 2 bad lines", `<td class="num">3</td>`, `<td class="num">4</td>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("bad CSV page lacks %q", want)
+		}
+	}
+	var page api.ItemPage
+	if err := e.admin.Do(context.Background(), "GET", "/api/v1/projects/imp/items", nil, &page); err != nil || page.Total != 0 {
+		t.Fatalf("after a rejected CSV the project has %d items (%v), want 0", page.Total, err)
+	}
+}
+
+func (b *browser) upload(t testing.TB, path, filename, content string) (int, string) {
+	t.Helper()
+	var buf strings.Builder
+	const boundary = "ferryboundary"
+	fmt.Fprintf(&buf, "--%s\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n%s\r\n", boundary, b.csrf)
+	fmt.Fprintf(&buf, "--%s\r\nContent-Disposition: form-data; name=\"csv\"; filename=%q\r\nContent-Type: text/csv\r\n\r\n%s\r\n--%s--\r\n", boundary, filename, content, boundary)
+	req, _ := http.NewRequest("POST", b.base+path, strings.NewReader(buf.String()))
+	req.Header.Set("Content-Type", "multipart/form-data; boundary="+boundary)
+	status, body, _ := b.do(req)
+	return status, body
+}

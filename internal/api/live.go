@@ -63,7 +63,7 @@ func (s *Server) streamProject(w http.ResponseWriter, r *http.Request, p auth.Pr
 	if err := send("counts", since, counts); err != nil {
 		return nil // the browser went away
 	}
-	sent := map[string]time.Time{}
+	resume, sent := since, map[string]time.Time{}
 	tick := time.NewTicker(streamInterval)
 	defer tick.Stop()
 	idle := 0
@@ -81,6 +81,9 @@ func (s *Server) streamProject(w http.ResponseWriter, r *http.Request, p auth.Pr
 		}
 		var changed []liveItem
 		for _, it := range items {
+			if !it.UpdatedAt.After(resume) {
+				continue // the browser had this before it reconnected
+			}
 			if at, ok := sent[it.ID]; ok && at.Equal(it.UpdatedAt) {
 				continue
 			}

@@ -29,6 +29,7 @@ type ServeOptions struct {
 	Workers                int
 	Lease                  time.Duration
 	LogLevel               string
+	TLSCert, TLSKey        string // PEM files; both set = serve HTTPS
 	// Ready, if set, receives the bound address once the server listens (tests use port 0).
 	Ready func(addr string)
 }
@@ -56,6 +57,8 @@ FERRY_ADMIN_PASSWORD sets the first admin's password (otherwise one is generated
 	f.StringVar(&o.Listen, "listen", "127.0.0.1:8080", "address to listen on")
 	f.StringVar(&o.Database, "database", "", "postgres://… to use PostgreSQL instead of embedded SQLite")
 	f.IntVar(&o.Workers, "workers", 50, "items this process migrates at once, across projects")
+	f.StringVar(&o.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
+	f.StringVar(&o.TLSKey, "tls-key", "", "the PEM private key of --tls-cert")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -68,6 +71,9 @@ func Serve(ctx context.Context, o ServeOptions, out interface{ Write([]byte) (in
 		return withCode(ExitUsage, fmt.Errorf("--log-level: %w", err))
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		return withCode(ExitUsage, errors.New("--tls-cert and --tls-key go together"))
+	}
 	if o.Database == "" {
 		unlock, err := store.LockDir(o.Data)
 		if err != nil {
@@ -126,7 +132,13 @@ func Serve(ctx context.Context, o ServeOptions, out interface{ Write([]byte) (in
 		o.Ready(ln.Addr().String())
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if o.TLSCert != "" {
+			errc <- srv.ServeTLS(ln, o.TLSCert, o.TLSKey)
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err = <-errc:
 	case <-ctx.Done():

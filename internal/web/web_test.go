@@ -30,10 +30,12 @@ type env struct {
 	admin *client.Client // an API client with an admin token
 }
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB) *env { return newEnvOn(t, storetest.SQLite(t)) }
+
+func newEnvOn(t testing.TB, db storetest.DB) *env {
 	t.Helper()
 	ctx := context.Background()
-	st := storetest.SQLite(t).Open(t)
+	st := db.Open(t)
 	au := auth.New(st)
 	if _, err := au.Bootstrap(ctx, adminPassword); err != nil {
 		t.Fatal(err)

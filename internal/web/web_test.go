@@ -337,3 +337,105 @@ func (b *browser) upload(t testing.TB, path, filename, content string) (int, str
 	status, body, _ := b.do(req)
 	return status, body
 }
+
+func TestSettingsOrganisationAndEndpointForms(t *testing.T) {
+	e := newEnv(t)
+	b := e.signIn(t, "admin", adminPassword)
+	ctx := context.Background()
+
+	// A token is shown on the answer to its creation, and not on the next page.
+	status, body, _ := b.post("/settings/tokens", url.Values{"name": {"laptop"}, "expires": {"30d"}})
+	tok := regexp.MustCompile(`<code>(fy_[^<]+)</code>`).FindStringSubmatch(body)
+	if status != http.StatusOK || tok == nil {
+		t.Fatalf("create token: %d, token shown %v", status, tok != nil)
+	}
+	if err := client.New(e.srv.URL, tok[1]).Do(ctx, "GET", "/api/v1/me", nil, nil); err != nil {
+		t.Errorf("the token shown does not work: %v", err)
+	}
+	if _, page := b.get("/settings"); strings.Contains(page, tok[1]) || !strings.Contains(page, "laptop") {
+		t.Error("the settings page shows the token again, or does not list it")
+	}
+
+	// Users, roles and sharing.
+	_, _, h := b.post("/users", url.Values{"username": {"una"}, "password": {"Una-Password-12345"}, "workgroup": {"Default"}, "role": {"Reader"}})
+	if msg := flashOf(t, h); msg != "User una created." {
+		t.Errorf("add user: %q", msg)
+	}
+	_, _, h = b.post("/users", url.Values{"username": {"weak"}, "password": {"short"}})
+	if msg := flashOf(t, h); !strings.HasPrefix(msg, "error: password:") {
+		t.Errorf("weak password: %q", msg)
+	}
+	var wgs []struct{ ID, Name string }
+	if err := e.admin.Do(ctx, "GET", "/api/v1/workgroups", nil, &wgs); err != nil || len(wgs) != 1 {
+		t.Fatal(wgs, err)
+	}
+	_, _, h = b.post("/workgroups/"+wgs[0].ID+"/members", url.Values{"user": {"una"}, "role": {"Manager"}})
+	if msg := flashOf(t, h); msg != "una is now Manager." {
+		t.Errorf("set role: %q", msg)
+	}
+	_, _, h = b.post("/workgroups/"+wgs[0].ID+"/sharing", url.Values{})
+	if msg := flashOf(t, h); !strings.HasPrefix(msg, "Project sharing in Default is off") {
+		t.Errorf("sharing off: %q", msg)
+	}
+	una := e.signIn(t, "una", "Una-Password-12345")
+	if _, page := una.get("/settings"); strings.Contains(page, `id="add-user"`) || strings.Contains(page, "/sharing") {
+		t.Error("a Manager sees the user or sharing forms")
+	}
+	status, _, _ = una.post("/workgroups/"+wgs[0].ID+"/sharing", url.Values{"project_sharing": {"on"}})
+	if status != http.StatusForbidden {
+		t.Errorf("a Manager changing sharing: %d, want 403", status)
+	}
+
+	// Customers and endpoints, with the API's reasons for bad input.
+	_, _, h = b.post("/customers", url.Values{"name": {"Contoso"}, "domain": {"contoso.com"}})
+	if msg := flashOf(t, h); msg != "Customer Contoso added." {
+		t.Errorf("add customer: %q", msg)
+	}
+	_, _, h = b.post("/customers", url.Values{"name": {"Bad"}, "domain": {"not a domain"}})
+	if msg := flashOf(t, h); !strings.Contains(msg, "not a valid email domain") {
+		t.Errorf("bad domain: %q", msg)
+	}
+	if _, page := b.get("/organisation"); !strings.Contains(page, "contoso.com") {
+		t.Error("the customer is not listed")
+	}
+	_, _, h = b.post("/endpoints", url.Values{"name": {"ex"}, "kind": {"imap"}, "host": {"imap.example.com"}, "port": {"99999"}})
+	if msg := flashOf(t, h); !strings.Contains(msg, "port must be a number from 1 to 65535") {
+		t.Errorf("bad port: %q", msg)
+	}
+	_, _, h = b.post("/endpoints", url.Values{"name": {"tenant"}, "kind": {"m365"}, "tenant": {"contoso.onmicrosoft.com"}, "client_id": {"abc"}, "client_secret": {"s3cret-value"}, "security": {"tls"}, "host": {"ignored"}})
+	if msg := flashOf(t, h); msg != "Endpoint tenant added. Verify it to check its credentials." {
+		t.Errorf("add m365 endpoint: %q", msg)
+	}
+	_, page := b.get("/endpoints")
+	if !strings.Contains(page, "contoso.onmicrosoft.com") || !strings.Contains(page, "stored, encrypted") || strings.Contains(page, "s3cret-value") {
+		t.Error("the endpoints page does not show the tenant with stored credentials, or shows the secret")
+	}
+}
+
+func TestScheduleFromTheProjectPage(t *testing.T) {
+	e := newEnv(t)
+	e.memoryProject(t, "sch")
+	if err := e.admin.Upload(context.Background(), "POST", "/api/v1/projects/sch/items/import", "text/csv",
+		strings.NewReader("source_email,target_email\na@src.example,a@dst.example\n"), &api.ImportResponse{}); err != nil {
+		t.Fatal(err)
+	}
+	b := e.signIn(t, "admin", adminPassword)
+	// 22:00 in a browser at UTC+1 (getTimezoneOffset -60) is 21:00 UTC.
+	_, _, h := b.post("/projects/sch/passes", url.Values{"schedule": {"1"}, "schedule_type": {"full"}, "at": {"2031-12-05T22:00"},
+		"repeat": {"24h"}, "until": {"2031-12-09T22:00"}, "tz_offset": {"-60"}})
+	if msg := flashOf(t, h); msg != "Full pass scheduled for 2031-12-05 21:00:00 UTC for every applicable item." {
+		t.Errorf("schedule: %q", msg)
+	}
+	_, _, h = b.post("/projects/sch/passes", url.Values{"schedule": {"1"}, "schedule_type": {"full"}})
+	if msg := flashOf(t, h); msg != "error: choose when the scheduled pass starts" {
+		t.Errorf("schedule without a time: %q", msg)
+	}
+	_, page := b.get("/projects/sch")
+	if !strings.Contains(page, "2031-12-05 21:00:00 UTC") || !strings.Contains(page, "24h0m0s") {
+		t.Error("the project page does not list the schedule")
+	}
+	_, _, h = b.post("/projects/sch/schedules/cancel", url.Values{})
+	if msg := flashOf(t, h); msg != "1 schedule cancelled." {
+		t.Errorf("cancel: %q", msg)
+	}
+}

@@ -29,6 +29,7 @@ type Config struct {
 	Workers       int           // item jobs a process runs at once, across projects (default 50)
 	Lease         time.Duration // how long a claimed slot lasts without renewal (default 30s)
 	ScheduleEvery time.Duration // how often due schedules are checked (default 5s)
+	ProgressEvery time.Duration // how often a running item's totals are published (default 3s)
 	Log           *slog.Logger
 }
 
@@ -85,6 +86,9 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*Engine, error) {
 	}
 	if cfg.ScheduleEvery <= 0 {
 		cfg.ScheduleEvery = 5 * time.Second
+	}
+	if cfg.ProgressEvery <= 0 {
+		cfg.ProgressEvery = 3 * time.Second
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -241,14 +245,15 @@ func (e *Engine) work(ctx context.Context, a ItemArgs, attempt, maxAttempts int)
 		delete(e.running, a.ItemID)
 		e.mu.Unlock()
 	}()
+	var live atomic.Pointer[model.ItemStats] // the running totals, for the heartbeat to publish
 	var hb sync.WaitGroup
 	hb.Add(1)
 	go func() {
 		defer hb.Done()
-		e.heartbeat(runCtx, cancel, a.ItemID)
+		e.heartbeat(runCtx, cancel, a.ItemID, &live)
 	}()
 	sliceCtx, cancelSlice := context.WithTimeoutCause(runCtx, sliceLimit, errSliceOver)
-	stats, folders, runErr := e.runItem(sliceCtx, a)
+	stats, folders, runErr := e.runItem(sliceCtx, a, func(p Progress) { live.Store(&p.Stats) })
 	cancelSlice()
 	cause := context.Cause(sliceCtx)
 	cancel(nil)
@@ -323,15 +328,25 @@ func (e *Engine) release() {
 }
 
 // heartbeat renews the item's lease and turns a stop request into a cancellation. A worker that
-// could not renew for a whole lease stops itself: another may have taken its slot by then.
-func (e *Engine) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, itemID string) {
+// could not renew for a whole lease stops itself: another may have taken its slot by then. In
+// between it publishes the item's running totals, so the console shows a long item's progress.
+func (e *Engine) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, itemID string, live *atomic.Pointer[model.ItemStats]) {
 	t := time.NewTicker(e.cfg.Lease / 3)
 	defer t.Stop()
+	pt := time.NewTicker(e.cfg.ProgressEvery)
+	defer pt.Stop()
 	renewed := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-pt.C:
+			if st := live.Swap(nil); st != nil {
+				if err := e.st.SetProgress(ctx, itemID, e.owner, *st); err != nil && ctx.Err() == nil {
+					e.log.Warn("publish progress", "item", itemID, "err", err)
+				}
+			}
+			continue
 		case <-t.C:
 		}
 		if time.Since(renewed) > e.cfg.Lease {

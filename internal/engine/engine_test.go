@@ -388,3 +388,51 @@ func TestTwoNodesShareTheBound(t *testing.T) {
 		t.Fatalf("node one ran %d items, node two %d; want both > 0 and 60 in all", a, b)
 	}
 }
+
+// TestRunningItemPublishesProgress checks that a long item's totals reach its row while it runs,
+// so live views show progress, and that the final totals are the run's own.
+func TestRunningItemPublishesProgress(t *testing.T) {
+	r := newRig(t, storetest.SQLite(t), 1, 60, 1)
+	ctx := context.Background()
+	if err := r.eng.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := New(ctx, r.st, Config{Workers: 2, ScheduleEvery: time.Hour, ProgressEvery: 50 * time.Millisecond, Log: r.eng.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Shutdown(ctx)
+	r.eng = eng
+	r.dst.SetDelay(20 * time.Millisecond) // about 1.2 s for the mailbox
+	r.start(t, model.PassFull)
+	var midway []int64
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		items, _, err := r.st.Items(ctx, r.project.ID, store.ItemFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		it := items[0]
+		if it.Status == model.StatusRunning && it.Stats.Objects > 0 && it.Stats.Objects < 61 {
+			if len(midway) == 0 || midway[len(midway)-1] != it.Stats.Objects {
+				midway = append(midway, it.Stats.Objects)
+			}
+		}
+		if it.Status.Terminal() {
+			if it.Status != model.StatusCompleted || it.Stats.Objects != 61 {
+				t.Fatalf("final: %s with %d objects, want Completed with 61", it.Status, it.Stats.Objects)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("item still %s", it.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(midway) < 2 || !slices.IsSorted(midway) {
+		t.Errorf("running totals seen while the item ran: %v, want at least two, rising", midway)
+	}
+}

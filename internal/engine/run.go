@@ -9,8 +9,8 @@ import (
 	"github.com/ferry-migrate/ferry/internal/model"
 )
 
-// runItem does the pass's work for one item.
-func (e *Engine) runItem(ctx context.Context, a ItemArgs) (model.ItemStats, []FolderResult, error) {
+// runItem does the pass's work for one item; progress receives the running totals.
+func (e *Engine) runItem(ctx context.Context, a ItemArgs, progress func(Progress)) (model.ItemStats, []FolderResult, error) {
 	var stats model.ItemStats
 	it, err := e.st.ItemWithSecret(ctx, a.ItemID)
 	if err != nil {
@@ -54,6 +54,7 @@ func (e *Engine) runItem(ctx context.Context, a ItemArgs) (model.ItemStats, []Fo
 	if err != nil {
 		return stats, nil, connector.Classify(connector.Fatal, err)
 	}
+	opts.Progress = progress
 	// Folders in parallel, one per source connection the endpoint allows.
 	if opts.Connections = src.Endpoint.Settings.Connections; opts.Connections <= 0 {
 		opts.Connections = DefaultConnections

@@ -235,6 +235,14 @@ func (s *Store) RenewLease(ctx context.Context, itemID, owner string, lease time
 	return st == 1, err
 }
 
+// SetProgress publishes a running item's totals so far, while its owner still holds the lease.
+func (s *Store) SetProgress(ctx context.Context, itemID, owner string, stats model.ItemStats) error {
+	st, _ := json.Marshal(stats)
+	_, err := s.exec(ctx, s.db, `UPDATE items SET stats = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND status = ?`,
+		string(st), ts(time.Now()), itemID, owner, string(model.StatusRunning))
+	return err
+}
+
 // FinishRun records a run's outcome on the run and its item, releases the slot, and closes the pass
 // when its last run ends.
 // folders is the per-folder result (statistics and reconciliation), stored as given.

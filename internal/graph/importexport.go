@@ -120,3 +120,19 @@ func (c *Client) ImportItem(ctx context.Context, s ImportSession, folderID, mode
 	_, err := c.Do(ctx, Request{Method: http.MethodPost, Path: s.ImportURL, Body: body, NoAuth: true}, &out)
 	return out.ItemID, out.ChangeKey, err
 }
+
+// CreateMailboxFolder creates a folder of a class (IPF.Note, IPF.Appointment…) at the top of a
+// mailbox (parent "") or under a folder.
+func (c *Client) CreateMailboxFolder(ctx context.Context, mailboxID, parent, name, class string) (MailboxFolder, error) {
+	path := "/admin/exchange/mailboxes/" + url.PathEscape(mailboxID) + "/folders"
+	if parent != "" {
+		path += "/" + url.PathEscape(parent) + "/childFolders"
+	}
+	body := map[string]string{"displayName": name}
+	if class != "" {
+		body["type"] = class
+	}
+	var f MailboxFolder
+	_, err := c.Do(ctx, Request{Method: http.MethodPost, Path: path, Body: body}, &f)
+	return f, err
+}

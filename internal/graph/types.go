@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -206,3 +207,26 @@ func (c *Client) ExchangeSettings(ctx context.Context, user string) (MailboxSett
 }
 
 func (m Message) String() string { return fmt.Sprintf("message %s (%s)", m.ID, m.Subject) }
+
+// SetMessageProperty sets one extended property on an existing message.
+func (c *Client) SetMessageProperty(ctx context.Context, user, id, prop, value string) error {
+	body := map[string]any{"singleValueExtendedProperties": []ExtendedProperty{{ID: prop, Value: value}}}
+	_, err := c.Do(ctx, Request{Method: http.MethodPatch, Path: "/users/" + url.PathEscape(user) + "/messages/" + url.PathEscape(id), Body: body}, nil)
+	return err
+}
+
+// MessagesWithProperty lists the messages of a folder whose extended property prop equals value.
+func (c *Client) MessagesWithProperty(ctx context.Context, user, folder, prop, value string) ([]Message, error) {
+	q := func(s string) string { return strings.ReplaceAll(s, "'", "''") }
+	path := "/users/" + url.PathEscape(user) + "/mailFolders/" + url.PathEscape(folder) + "/messages" +
+		Query("$filter", "singleValueExtendedProperties/any(ep: ep/id eq '"+q(prop)+"' and ep/value eq '"+q(value)+"')", "$select", "id,changeKey")
+	var out []Message
+	items, _ := All[Message](ctx, c, path)
+	for m, err := range items {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}

@@ -89,7 +89,7 @@ func TestConformanceWithMetadata(t *testing.T) {
 
 	r := newRig(t)
 	r.sim.AddApp("11111111-1111-1111-1111-111111111111", "app-all", "a", nil, "Mail.ReadWrite", "User.Read.All",
-		"MailboxFolder.Read.All", "MailboxItem.Read.All", "MailboxItem.ImportExport.All")
+		"MailboxFolder.ReadWrite.All", "MailboxItem.Read.All", "MailboxItem.ImportExport.All")
 	rec := &recorder{next: r.srv.Client().Transport}
 	ts, _ := r.creds.For(r.cloud, graph.AppCredential{Tenant: "contoso.onmicrosoft.com", ClientID: "app-all", ClientSecret: "a"})
 	c := graph.New(graph.Config{Cloud: r.cloud, Tokens: ts, HTTP: &http.Client{Transport: rec}})
@@ -163,6 +163,20 @@ func TestConformanceWithMetadata(t *testing.T) {
 	}
 	if _, err := c.CreateImportSession(ctx, set.PrimaryMailboxID); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := c.CreateMailboxFolder(ctx, set.PrimaryMailboxID, "", "Team calendar", "IPF.Appointment"); err != nil {
+		t.Fatal(err)
+	}
+	// Stamping a source id and finding it again.
+	const stamp = "String {00020329-0000-0000-C000-000000000046} Name FerrySourceId"
+	if err := c.SetMessageProperty(ctx, "user1@contoso.com", m.ID, stamp, "src-1"); err != nil {
+		t.Fatal(err)
+	}
+	if found, err := c.MessagesWithProperty(ctx, "user1@contoso.com", p.ID, stamp, "src-1"); err != nil || len(found) != 1 || found[0].ID != m.ID {
+		t.Fatalf("find by stamp: %v %v", found, err)
+	}
+	if found, err := c.MessagesWithProperty(ctx, "user1@contoso.com", p.ID, stamp, "src-2"); err != nil || len(found) != 0 {
+		t.Fatalf("find by another stamp: %v %v", found, err)
 	}
 
 	var bad []string

@@ -15,9 +15,10 @@ import (
 
 // Permissions of the mailbox import/export API.
 const (
-	PermMailboxFolderRead = "MailboxFolder.Read.All"
-	PermMailboxItemRead   = "MailboxItem.Read.All"
-	PermImportExport      = "MailboxItem.ImportExport.All"
+	PermMailboxFolderRead  = "MailboxFolder.Read.All"
+	PermMailboxFolderWrite = "MailboxFolder.ReadWrite.All"
+	PermMailboxItemRead    = "MailboxItem.Read.All"
+	PermImportExport       = "MailboxItem.ImportExport.All"
 )
 
 // MaxExport is how many items one exportItems call accepts.
@@ -35,6 +36,8 @@ func (s *Server) importHandlers() {
 	s.mux.Handle("GET /v1.0/admin/exchange/mailboxes/{mbx}/folders", s.graph(PermMailboxFolderRead, s.mbxFolders))
 	s.mux.Handle("GET /v1.0/admin/exchange/mailboxes/{mbx}/folders/{fid}/childFolders", s.graph(PermMailboxFolderRead, s.mbxFolders))
 	s.mux.Handle("GET /v1.0/admin/exchange/mailboxes/{mbx}/folders/delta", s.graph(PermMailboxFolderRead, s.mbxFolderDelta))
+	s.mux.Handle("POST /v1.0/admin/exchange/mailboxes/{mbx}/folders", s.graph(PermMailboxFolderWrite, s.mbxCreateFolder))
+	s.mux.Handle("POST /v1.0/admin/exchange/mailboxes/{mbx}/folders/{fid}/childFolders", s.graph(PermMailboxFolderWrite, s.mbxCreateFolder))
 	s.mux.Handle("GET /v1.0/admin/exchange/mailboxes/{mbx}/folders/{fid}/items", s.graph(PermMailboxItemRead, s.mbxItems))
 	s.mux.Handle("GET /v1.0/admin/exchange/mailboxes/{mbx}/folders/{fid}/items/delta", s.graph(PermMailboxItemRead, s.mbxItems))
 	s.mux.Handle("POST /v1.0/admin/exchange/mailboxes/{mbx}/exportItems", s.graph(PermImportExport, s.exportItems))
@@ -75,11 +78,18 @@ func (s *Server) withMBX(w http.ResponseWriter, r *http.Request, c caller, fn fu
 	fn(mb)
 }
 
+func (s *Server) mbxCreateFolder(w http.ResponseWriter, r *http.Request, c caller) {
+	s.withMBX(w, r, c, func(mb *mailbox) { s.addFolder(w, r, mb, true) })
+}
+
 func (f *folder) mbxView(mb *mailbox) map[string]any {
 	v := f.view(mb)
 	delete(v, "unreadItemCount")
 	delete(v, "isHidden")
 	v["type"] = "IPF.Note"
+	if f.Class != "" {
+		v["type"] = f.Class
+	}
 	return v
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/mail"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +34,7 @@ type folder struct {
 	DisplayName string     `json:"displayName"`
 	ParentID    string     `json:"parentFolderId"`
 	WellKnown   string     `json:"wellKnown,omitempty"`
+	Class       string     `json:"class,omitempty"` // IPF.Note when empty; IPF.Appointment, IPF.Contact, IPF.Task, IPF.StickyNote
 	Messages    []*message `json:"messages"`
 	Removed     []removal  `json:"removed,omitempty"` // for delta's @removed
 }
@@ -134,6 +136,7 @@ func (s *Server) mailHandlers() {
 	s.mux.Handle("POST /v1.0/users/{id}/mailFolders/{fid}/childFolders", s.graph(PermMailReadWrite, s.createFolder))
 	s.mux.Handle("POST /v1.0/users/{id}/mailFolders/{fid}/messages", s.graph(PermMailReadWrite, s.createMessage))
 	s.mux.Handle("GET /v1.0/users/{id}/mailFolders/{fid}/messages/delta", s.graph(PermMailRead, s.messagesDelta))
+	s.mux.Handle("GET /v1.0/users/{id}/mailFolders/{fid}/messages", s.graph(PermMailRead, s.listMessages))
 	s.mux.Handle("GET /v1.0/users/{id}/messages/{mid}/$value", s.graph(PermMailRead, s.messageMIME))
 	s.mux.Handle("GET /v1.0/users/{id}/messages/{mid}", s.graph(PermMailRead, s.getMessage))
 	s.mux.Handle("PATCH /v1.0/users/{id}/messages/{mid}", s.graph(PermMailReadWrite, s.updateMessage))
@@ -174,39 +177,55 @@ func (s *Server) listFolders(w http.ResponseWriter, r *http.Request, c caller) {
 }
 
 func (s *Server) createFolder(w http.ResponseWriter, r *http.Request, c caller) {
+	s.withMailbox(w, r, c, func(mb *mailbox) { s.addFolder(w, r, mb, false) })
+}
+
+// addFolder creates a folder from a request body under the root or {fid}; mbx says which API's
+// view of a folder to answer with (the import/export API's carries the folder type).
+func (s *Server) addFolder(w http.ResponseWriter, r *http.Request, mb *mailbox, mbx bool) {
 	var req struct {
 		DisplayName string `json:"displayName"`
+		Type        string `json:"type"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || strings.TrimSpace(req.DisplayName) == "" {
 		graphError(w, http.StatusBadRequest, "ErrorInvalidRequest", "displayName is required.")
 		return
 	}
-	s.withMailbox(w, r, c, func(mb *mailbox) {
-		parent := mb.Folders[0].ParentID
-		if fid := r.PathValue("fid"); fid != "" {
-			f := mb.folder(fid)
-			if f == nil {
-				graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
-				return
-			}
-			parent = f.ID
+	if req.Type != "" && !slices.Contains(folderClasses, req.Type) {
+		graphError(w, http.StatusBadRequest, "ErrorInvalidRequest", fmt.Sprintf("type %q is not a folder type: want one of %s.", req.Type, strings.Join(folderClasses, ", ")))
+		return
+	}
+	parent := mb.Folders[0].ParentID
+	if fid := r.PathValue("fid"); fid != "" {
+		f := mb.folder(fid)
+		if f == nil {
+			graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
+			return
 		}
-		for _, f := range mb.Folders {
-			if f.ParentID == parent && strings.EqualFold(f.DisplayName, req.DisplayName) {
-				graphError(w, http.StatusConflict, "ErrorFolderExists", "A folder with the specified name already exists.")
-				return
-			}
+		parent = f.ID
+	}
+	for _, f := range mb.Folders {
+		if f.ParentID == parent && strings.EqualFold(f.DisplayName, req.DisplayName) {
+			graphError(w, http.StatusConflict, "ErrorFolderExists", "A folder with the specified name already exists.")
+			return
 		}
-		mb.Seq++
-		f := &folder{ID: stableID(parent, req.DisplayName, strconv.Itoa(mb.Seq)), DisplayName: req.DisplayName, ParentID: parent}
-		mb.Folders = append(mb.Folders, f)
-		writeJSON(w, http.StatusCreated, f.view(mb))
-	})
+	}
+	mb.Seq++
+	f := &folder{ID: stableID(parent, req.DisplayName, strconv.Itoa(mb.Seq)), DisplayName: req.DisplayName, ParentID: parent}
+	if req.Type != "IPF.Note" {
+		f.Class = req.Type
+	}
+	mb.Folders = append(mb.Folders, f)
+	if mbx {
+		writeJSON(w, http.StatusCreated, f.mbxView(mb))
+		return
+	}
+	writeJSON(w, http.StatusCreated, f.view(mb))
 }
 
-// createMessage creates a message from base64 MIME (Content-Type text/plain) or from JSON. Like
-// Exchange, a message created from MIME is a draft; a JSON message is not a draft when its
-// singleValueExtendedProperties set PidTagMessageFlags (Integer 0x0E07) without MSGFLAG_UNSENT (8).
+// folderClasses are the folder types the import/export API knows.
+var folderClasses = []string{"IPF.Note", "IPF.Appointment", "IPF.Contact", "IPF.Task", "IPF.StickyNote"}
+
 func (s *Server) createMessage(w http.ResponseWriter, r *http.Request, c caller) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 2*MaxMIME))
 	if err != nil {
@@ -312,10 +331,21 @@ func (s *Server) updateMessage(w http.ResponseWriter, r *http.Request, c caller)
 		Flag       *struct {
 			FlagStatus string `json:"flagStatus"`
 		} `json:"flag"`
+		Props []struct {
+			ID    string `json:"id"`
+			Value string `json:"value"`
+		} `json:"singleValueExtendedProperties"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		graphError(w, http.StatusBadRequest, "BadRequest", "Invalid JSON: "+err.Error())
 		return
+	}
+	for _, p := range req.Props {
+		if strings.EqualFold(p.ID, "Integer 0x0E07") {
+			// Exchange takes PidTagMessageFlags only before an item's first save.
+			graphError(w, http.StatusBadRequest, "ErrorInvalidPropertySet", "PidTagMessageFlags can be set only when the item is created.")
+			return
+		}
 	}
 	if req.Flag != nil && !slices.Contains([]string{"notFlagged", "flagged", "complete"}, req.Flag.FlagStatus) {
 		graphError(w, http.StatusBadRequest, "ErrorInvalidArgument", fmt.Sprintf("flagStatus %q is not valid.", req.Flag.FlagStatus))
@@ -330,6 +360,12 @@ func (s *Server) updateMessage(w http.ResponseWriter, r *http.Request, c caller)
 		}
 		if req.Flag != nil {
 			m.Flag = req.Flag.FlagStatus
+		}
+		for _, p := range req.Props {
+			if m.Props == nil {
+				m.Props = map[string]string{}
+			}
+			m.Props[p.ID] = p.Value
 		}
 		mb.Seq++
 		m.ChangeKey, m.Touched = m.ChangeKey+1, mb.Seq
@@ -389,4 +425,77 @@ func nonNilMaps(m []map[string]any) []map[string]any {
 		return []map[string]any{}
 	}
 	return m
+}
+
+// Filters the emulator understands on a folder's messages: the two a migration tool uses to find
+// what it wrote before.
+var (
+	propFilterRE = regexp.MustCompile(`^singleValueExtendedProperties/any\((\w+):\s*(\w+)/id eq '((?:[^']|'')*)' and (\w+)/value eq '((?:[^']|'')*)'\)$`)
+	imidFilterRE = regexp.MustCompile(`^internetMessageId eq '((?:[^']|'')*)'$`)
+)
+
+// listMessages lists a folder's messages, paged, optionally filtered by an extended property's
+// value or by internetMessageId; $expand=singleValueExtendedProperties returns the properties.
+func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, c caller) {
+	top, skip, err := paging(r)
+	if err != nil {
+		graphError(w, http.StatusBadRequest, "BadRequest", err.Error())
+		return
+	}
+	match := func(*message) bool { return true }
+	if f := strings.TrimSpace(r.URL.Query().Get("$filter")); f != "" {
+		unq := func(v string) string { return strings.ReplaceAll(v, "''", "'") }
+		if m := propFilterRE.FindStringSubmatch(f); m != nil && m[1] == m[2] && m[1] == m[4] {
+			id, val := unq(m[3]), unq(m[5])
+			match = func(msg *message) bool {
+				for k, v := range msg.Props {
+					if strings.EqualFold(k, id) && v == val {
+						return true
+					}
+				}
+				return false
+			}
+		} else if m := imidFilterRE.FindStringSubmatch(f); m != nil {
+			id := unq(m[1])
+			match = func(msg *message) bool { return msg.InternetMessageID == id }
+		} else {
+			graphError(w, http.StatusBadRequest, "ErrorInvalidUrlQueryFilter", "The emulator supports $filter on singleValueExtendedProperties/any(ep: ep/id eq '…' and ep/value eq '…') and internetMessageId eq '…'.")
+			return
+		}
+	}
+	expand := strings.Contains(r.URL.Query().Get("$expand"), "singleValueExtendedProperties")
+	base := s.BaseURL()
+	s.withMailbox(w, r, c, func(mb *mailbox) {
+		f := mb.folder(r.PathValue("fid"))
+		if f == nil {
+			graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified folder was not found in the store.")
+			return
+		}
+		var all []*message
+		for _, m := range f.Messages {
+			if match(m) {
+				all = append(all, m)
+			}
+		}
+		end := min(len(all), skip+top)
+		out := []map[string]any{}
+		for _, m := range all[min(skip, len(all)):end] {
+			v := m.view(f)
+			if expand {
+				props := []map[string]string{}
+				for k, val := range m.Props {
+					props = append(props, map[string]string{"id": k, "value": val})
+				}
+				v["singleValueExtendedProperties"] = props
+			}
+			out = append(out, v)
+		}
+		page := map[string]any{"value": out}
+		if end < len(all) {
+			q := r.URL.Query()
+			q.Set("$skiptoken", strconv.Itoa(end))
+			page["@odata.nextLink"] = base + r.URL.Path + "?" + q.Encode()
+		}
+		writeJSON(w, http.StatusOK, page)
+	})
 }

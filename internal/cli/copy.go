@@ -19,8 +19,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-migrate/ferry/internal/connector"
+	_ "github.com/ferry-migrate/ferry/internal/connector/exo"  // registers kind m365
 	_ "github.com/ferry-migrate/ferry/internal/connector/imap" // registers kind imap
 	"github.com/ferry-migrate/ferry/internal/engine"
+	"github.com/ferry-migrate/ferry/internal/graph"
 	"github.com/ferry-migrate/ferry/internal/model"
 	"github.com/ferry-migrate/ferry/internal/secret"
 	"github.com/ferry-migrate/ferry/internal/store"
@@ -45,8 +47,13 @@ changed and never duplicates. The state (watermarks, cursors) is kept in --state
 
 SRC and DST are URLs:
   imap://USER:PASSWORD@HOST:PORT/?security=tls|starttls|none&auth=plain|login|xoauth2&insecure_skip_verify=1
+  m365://TENANT/USER@DOMAIN?client_id=APP&cloud=global|usgov|usgovdod|china&graph=URL&ca_cert=FILE
 Passwords may instead come from FERRY_SRC_PASSWORD / FERRY_DST_PASSWORD, or standard input
-(--src-password-stdin, --dst-password-stdin; with both, the source's is the first line).
+(--src-password-stdin, --dst-password-stdin; with both, the source's is the first line). For m365
+the "password" is the app's client secret, and the client id may come from FERRY_SRC_CLIENT_ID /
+FERRY_DST_CLIENT_ID. graph= points at another Graph host (the emulator, ferry sim), ca_cert= at the
+PEM certificate to trust for it. Between two m365 mailboxes items move in Exchange's full-fidelity
+format through the mailbox import/export API.
 
 Exit codes: 0 everything is at the target; 3 something is missing or failed (see the table).`,
 		Example: `  ferry copy 'imap://alice@old.example/?security=tls' 'imap://alice@new.example/' --src-password-stdin <<< "$PW"
@@ -89,10 +96,12 @@ func parseEndpointURL(raw, what string) (endpointURL, error) {
 	switch u.Scheme {
 	case "imap", "imaps":
 		e.kind = model.KindIMAP
+	case "m365":
+		return parseM365URL(u, what)
 	case "":
-		return e, fmt.Errorf("%s %q: want a URL like imap://user@host/", what, raw)
+		return e, fmt.Errorf("%s %q: want a URL like imap://user@host/ or m365://tenant/user@domain", what, raw)
 	default:
-		return e, fmt.Errorf("%s: scheme %q is not supported here: use imap://", what, u.Scheme)
+		return e, fmt.Errorf("%s: scheme %q is not supported here: use imap:// or m365://", what, u.Scheme)
 	}
 	if u.User == nil || u.User.Username() == "" {
 		return e, fmt.Errorf("%s %q: the user is missing (imap://USER@host/)", what, redactPW(raw))
@@ -130,6 +139,44 @@ func parseEndpointURL(raw, what string) (endpointURL, error) {
 	return e, nil
 }
 
+// parseM365URL reads m365://TENANT/USER@DOMAIN?client_id=…&cloud=…&graph=…&ca_cert=FILE.
+func parseM365URL(u *url.URL, what string) (endpointURL, error) {
+	e := endpointURL{kind: model.KindM365}
+	e.settings.Tenant, e.user = u.Host, strings.Trim(u.Path, "/")
+	if e.settings.Tenant == "" || !strings.Contains(e.user, "@") {
+		return e, fmt.Errorf("%s %q: want m365://TENANT/USER@DOMAIN, e.g. m365://contoso.onmicrosoft.com/alice@contoso.com", what, u.String())
+	}
+	if u.User != nil {
+		return e, fmt.Errorf("%s: put the client secret in FERRY_%s_PASSWORD or on standard input, not in the URL", what, what)
+	}
+	q := u.Query()
+	for k := range q {
+		switch k {
+		case "client_id", "cloud", "graph", "ca_cert":
+		default:
+			return e, fmt.Errorf("%s: unknown option %q (have client_id, cloud, graph, ca_cert)", what, k)
+		}
+	}
+	e.settings.ClientID, e.settings.Cloud, e.settings.Host = q.Get("client_id"), q.Get("cloud"), q.Get("graph")
+	if e.settings.ClientID == "" {
+		e.settings.ClientID = os.Getenv("FERRY_" + what + "_CLIENT_ID")
+	}
+	if e.settings.ClientID == "" {
+		return e, fmt.Errorf("%s: no client id: add ?client_id=APP or set FERRY_%s_CLIENT_ID", what, what)
+	}
+	if _, err := graph.CloudByName(e.settings.Cloud); err != nil {
+		return e, fmt.Errorf("%s: %w", what, err)
+	}
+	if f := q.Get("ca_cert"); f != "" {
+		pemData, err := os.ReadFile(f)
+		if err != nil {
+			return e, fmt.Errorf("%s: ca_cert: %w", what, err)
+		}
+		e.settings.CACert = string(pemData)
+	}
+	return e, nil
+}
+
 func redactPW(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.User == nil {
@@ -142,10 +189,16 @@ func redactPW(raw string) string {
 }
 
 func (e endpointURL) side() connector.Side {
+	if e.kind == model.KindM365 {
+		return connector.Side{Endpoint: model.Endpoint{Name: e.settings.Tenant, Kind: e.kind, Settings: e.settings, Secret: &model.EndpointSecret{ClientSecret: e.password}}, Email: e.user, Login: e.user}
+	}
 	return connector.Side{Endpoint: model.Endpoint{Kind: e.kind, Settings: e.settings}, Email: e.user, Login: e.user, Password: e.password}
 }
 
 func (e endpointURL) String() string {
+	if e.kind == model.KindM365 {
+		return e.user + " in " + e.settings.Tenant
+	}
 	return e.user + "@" + e.settings.Host + ":" + strconv.Itoa(e.settings.Port)
 }
 
@@ -260,6 +313,8 @@ func copyPasswords(g *globals, src, dst *endpointURL, f copyFlags) error {
 			e.password, lines = strings.TrimRight(lines[0], "\r"), lines[1:]
 		case os.Getenv(env) != "":
 			e.password = os.Getenv(env)
+		case !e.hasPW && e.kind == model.KindM365:
+			return withCode(ExitUsage, fmt.Errorf("no %s client secret: set %s or use --%s-password-stdin", what, env, what[:3]))
 		case !e.hasPW:
 			return withCode(ExitUsage, fmt.Errorf("no %s password: put it in the URL, in %s, or use --%s-password-stdin", what, env, what[:3]))
 		}

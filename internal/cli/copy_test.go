@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/ferry-migrate/ferry/internal/m365sim"
 	"github.com/ferry-migrate/ferry/internal/testenv/dovecot"
 )
 
@@ -237,5 +240,65 @@ func TestCopyRulesDateFilterAndDeletions(t *testing.T) {
 	code, out, errs = run(t, "", append(args, "--delete")...)
 	if code != 0 || count("Work") != 1 {
 		t.Fatalf("with --delete: exit %d, Work %d, want 1\n%s\n%s", code, count("Work"), out, errs)
+	}
+}
+
+// TestCopyM365 copies a mailbox between two emulated tenants with `ferry copy m365://… m365://…`.
+func TestCopyM365(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "sim.db")
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, done := make(chan string, 1), make(chan error, 1)
+	go func() {
+		done <- RunSim(ctx, SimOptions{Listen: "127.0.0.1:0", State: state, Seed: "users=2,messages=16", Ready: func(u string) { ready <- u }}, io.Discard)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("sim: %v", err)
+		}
+	}()
+	var base string
+	select {
+	case base = <-ready:
+	case err := <-done:
+		t.Fatalf("sim did not start: %v", err)
+	}
+	m365 := func(tenant, user string) string {
+		return fmt.Sprintf("m365://%s.onmicrosoft.com/%s@%s.com?client_id=%s&graph=%s&ca_cert=%s", tenant, user, tenant, m365sim.SeedClientID, base, state+".pem")
+	}
+	t.Setenv("FERRY_SRC_PASSWORD", m365sim.SeedSecret("contoso"))
+	t.Setenv("FERRY_DST_PASSWORD", m365sim.SeedSecret("fabrikam"))
+	copyState := filepath.Join(dir, "copy.db")
+	code, out, errs := run(t, "", "copy", m365("contoso", "user01"), m365("fabrikam", "user01"), "--state", copyState)
+	if code != 0 || !strings.Contains(out, "16 messages copied") || !strings.Contains(out, "RECONCILED") {
+		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, _ = run(t, "", "copy", m365("contoso", "user01"), m365("fabrikam", "user01"), "--state", copyState)
+	if code != 0 || !strings.Contains(out, "0 messages copied") {
+		t.Fatalf("second copy: exit %d\n%s", code, out)
+	}
+	for _, c := range []struct {
+		args []string
+		env  string
+		want string
+		code int
+	}{
+		{[]string{"copy", "m365://contoso.onmicrosoft.com/", m365("fabrikam", "user01")}, "", "want m365://TENANT/USER@DOMAIN", ExitUsage},
+		{[]string{"copy", strings.Replace(m365("contoso", "user01"), "client_id="+m365sim.SeedClientID, "client_id=", 1), m365("fabrikam", "user01")}, "", "no client id", ExitUsage},
+		{[]string{"copy", m365("contoso", "user01") + "&cloud=mars", m365("fabrikam", "user01")}, "", `unknown cloud "mars"`, ExitUsage},
+		{[]string{"copy", m365("contoso", "user01"), m365("fabrikam", "user01")}, "FERRY_DST_PASSWORD", "no dst client secret", ExitUsage},
+		{[]string{"copy", m365("contoso", "nobody"), m365("fabrikam", "user01"), "--state", filepath.Join(dir, "x.db")}, "", "mailbox nobody@contoso.com does not exist in tenant contoso.onmicrosoft.com", ExitError},
+	} {
+		if c.env != "" {
+			t.Setenv(c.env, "")
+		}
+		code, _, errs := run(t, "", c.args...)
+		if code != c.code || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", c.args, code, errs, c.code, c.want)
+		}
+		if c.env != "" {
+			t.Setenv(c.env, m365sim.SeedSecret("fabrikam"))
+		}
 	}
 }

@@ -28,6 +28,9 @@ type Folder struct {
 	Path     string `json:"path"`
 	Role     string `json:"role,omitempty"` // inbox, sent, drafts, trash, junk, archive
 	Messages int    `json:"messages"`
+	// Class is Exchange's folder type (IPF.Note, IPF.Appointment, IPF.Contact, IPF.Task…); empty
+	// for a server that has only mail folders.
+	Class string `json:"class,omitempty"`
 }
 
 // Object is one message (or item) as listed by a source.
@@ -81,6 +84,59 @@ type MailboxTarget interface {
 	Delete(ctx context.Context, dst FolderRef, refs []TargetRef) error
 	Count(ctx context.Context, dst FolderRef) (int, error)
 	Close() error
+}
+
+// Format is how an object's content travels from source to target.
+type Format string
+
+const (
+	// FormatMIME is an RFC 5322 message, what every mail server speaks.
+	FormatMIME Format = "mime"
+	// FormatExchange is Exchange's full-fidelity item format, from exportItems to an import
+	// session: every item type and property, calendar items without sending invitations.
+	FormatExchange Format = "exchange"
+)
+
+// Formats is implemented by sources and targets that speak more than MIME.
+type Formats interface {
+	// Formats lists the formats the side can read or write, best first.
+	Formats() []Format
+	// UseFormat fixes the format for the rest of the copy.
+	UseFormat(Format) error
+}
+
+// Negotiate picks the best format both sides speak (the target's order wins) and tells both. A
+// side that does not implement Formats speaks MIME only.
+func Negotiate(src MailboxSource, dst MailboxTarget) (Format, error) {
+	formats := func(v any) []Format {
+		if f, ok := v.(Formats); ok {
+			return f.Formats()
+		}
+		return []Format{FormatMIME}
+	}
+	have := formats(src)
+	for _, f := range formats(dst) {
+		for _, g := range have {
+			if f != g {
+				continue
+			}
+			for _, side := range []any{src, dst} {
+				if s, ok := side.(Formats); ok {
+					if err := s.UseFormat(f); err != nil {
+						return "", err
+					}
+				}
+			}
+			return f, nil
+		}
+	}
+	return "", Classify(Fatal, fmt.Errorf("the source speaks %v and the target %v: no format in common", have, formats(dst)))
+}
+
+// Updater is a target that rewrites a changed object whole (Exchange's import in update mode)
+// instead of only its flags. It returns the object's new reference.
+type Updater interface {
+	Update(ctx context.Context, dst FolderRef, ref TargetRef, o Object, body io.Reader) (TargetRef, error)
 }
 
 // Connector opens sources and targets of one endpoint kind.

@@ -152,6 +152,9 @@ func CopyMailbox(ctx context.Context, st State, src connector.MailboxSource, dst
 	}
 	start := time.Now()
 	t := &tally{progress: o.Progress}
+	if _, err := connector.Negotiate(src, dst); err != nil {
+		return t.total, nil, err
+	}
 	folders, err := src.Folders(ctx)
 	if err != nil {
 		return t.total, nil, fmt.Errorf("list source folders: %w", err)
@@ -286,7 +289,7 @@ func copyFolder(ctx context.Context, st State, src connector.MailboxSource, dst 
 			}
 			continue
 		case seen:
-			if err := dst.SetFlags(ctx, ref, connector.TargetRef{ID: w.TargetID}, obj); err != nil {
+			if err := updateObject(ctx, src, dst, f, ref, &w, obj); err != nil {
 				if stop, rerr := objectError(ctx, err, func() error { return fail(obj, err) }); stop {
 					flush(nil)
 					return res, rerr
@@ -398,6 +401,26 @@ func copyWithRetry(ctx context.Context, src connector.MailboxSource, dst connect
 			return w, ctx.Err()
 		}
 	}
+}
+
+// updateObject carries a changed object's new version to the target: its flags, or the whole
+// object for a target that rewrites changed objects (w.TargetID follows the new reference).
+func updateObject(ctx context.Context, src connector.MailboxSource, dst connector.MailboxTarget, f connector.Folder, ref connector.FolderRef, w *model.Watermark, obj connector.Object) error {
+	u, ok := dst.(connector.Updater)
+	if !ok {
+		return dst.SetFlags(ctx, ref, connector.TargetRef{ID: w.TargetID}, obj)
+	}
+	body, err := src.Open(ctx, f, obj)
+	if err != nil {
+		return fmt.Errorf("read source object %s: %w", obj.ID, err)
+	}
+	defer body.Close()
+	nref, err := u.Update(ctx, ref, connector.TargetRef{ID: w.TargetID}, obj, body)
+	if err != nil {
+		return err
+	}
+	w.TargetID = nref.ID
+	return nil
 }
 
 // copyObject writes one object unless the target already has it, hashing it on the way through.

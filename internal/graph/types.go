@@ -208,11 +208,13 @@ func (c *Client) ExchangeSettings(ctx context.Context, user string) (MailboxSett
 
 func (m Message) String() string { return fmt.Sprintf("message %s (%s)", m.ID, m.Subject) }
 
-// SetMessageProperty sets one extended property on an existing message.
-func (c *Client) SetMessageProperty(ctx context.Context, user, id, prop, value string) error {
+// SetMessageProperty sets one extended property on an existing message and returns the message
+// as it now is (with its new changeKey).
+func (c *Client) SetMessageProperty(ctx context.Context, user, id, prop, value string) (Message, error) {
 	body := map[string]any{"singleValueExtendedProperties": []ExtendedProperty{{ID: prop, Value: value}}}
-	_, err := c.Do(ctx, Request{Method: http.MethodPatch, Path: "/users/" + url.PathEscape(user) + "/messages/" + url.PathEscape(id), Body: body}, nil)
-	return err
+	var m Message
+	_, err := c.Do(ctx, Request{Method: http.MethodPatch, Path: "/users/" + url.PathEscape(user) + "/messages/" + url.PathEscape(id), Body: body}, &m)
+	return m, err
 }
 
 // MessagesWithProperty lists the messages of a folder whose extended property prop equals value.

@@ -169,8 +169,8 @@ func TestConformanceWithMetadata(t *testing.T) {
 	}
 	// Stamping a source id and finding it again.
 	const stamp = "String {00020329-0000-0000-C000-000000000046} Name FerrySourceId"
-	if err := c.SetMessageProperty(ctx, "user1@contoso.com", m.ID, stamp, "src-1"); err != nil {
-		t.Fatal(err)
+	if stamped, err := c.SetMessageProperty(ctx, "user1@contoso.com", m.ID, stamp, "src-1"); err != nil || stamped.ChangeKey == m.ChangeKey || stamped.ChangeKey == "" {
+		t.Fatalf("stamp: changeKey %q after %q, %v", stamped.ChangeKey, m.ChangeKey, err)
 	}
 	if found, err := c.MessagesWithProperty(ctx, "user1@contoso.com", p.ID, stamp, "src-1"); err != nil || len(found) != 1 || found[0].ID != m.ID {
 		t.Fatalf("find by stamp: %v %v", found, err)

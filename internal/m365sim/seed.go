@@ -56,6 +56,11 @@ func ParseSeed(spec string) (Seed, error) {
 // Credentials of the app the seed registers in each tenant.
 const SeedClientID = "ferry-sim-app"
 
+// SeedPermissions are the application permissions of the seeded app: what a mailbox migration
+// needs, Exchange to Exchange (the import/export API) and across protocols (mail).
+var SeedPermissions = []string{"User.Read.All", "Mail.ReadWrite", "MailboxSettings.Read",
+	PermMailboxFolderWrite, PermMailboxItemRead, PermImportExport}
+
 // SeedSecret is the client secret of the seeded app in a tenant. The emulator is a test tool on
 // loopback: a predictable secret keeps demos scriptable.
 func SeedSecret(tenant string) string { return "sim-secret-" + tenant }
@@ -67,7 +72,7 @@ func (s *Server) Apply(sd Seed) {
 	for ti, name := range sd.Tenants {
 		id := stableID("tenant", name)
 		s.AddTenant(id, name+".onmicrosoft.com", name+".com")
-		s.AddApp(id, SeedClientID, SeedSecret(name), nil, "User.Read.All", "Mail.ReadWrite", "MailboxSettings.Read")
+		s.AddApp(id, SeedClientID, SeedSecret(name), nil, SeedPermissions...)
 		for u := 0; u < sd.Users; u++ {
 			upn := fmt.Sprintf("user%02d@%s.com", u, name)
 			user := s.AddUser(id, upn, fmt.Sprintf("User %02d", u))

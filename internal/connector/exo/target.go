@@ -1,0 +1,219 @@
+package exo
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/ferry-migrate/ferry/internal/connector"
+	"github.com/ferry-migrate/ferry/internal/graph"
+)
+
+// target writes a mailbox through import sessions, in Exchange's full-fidelity format.
+type target struct {
+	*mailbox
+	side connector.Side
+
+	mu      sync.Mutex
+	nodes   map[string]node // path -> folder, loaded at the first EnsureFolder
+	byID    map[string]node
+	session *graph.ImportSession
+}
+
+func (t *target) Formats() []connector.Format        { return []connector.Format{connector.FormatExchange} }
+func (t *target) UseFormat(f connector.Format) error { return nil }
+
+// A target reference carries the item's changeKey too: an update must name the version it replaces.
+func ref(id, changeKey string) connector.TargetRef {
+	return connector.TargetRef{ID: id + "|" + changeKey}
+}
+
+func splitRef(r connector.TargetRef) (id, changeKey string) {
+	id, changeKey, _ = strings.Cut(r.ID, "|")
+	return id, changeKey
+}
+
+func (t *target) load(ctx context.Context) error {
+	if t.nodes != nil {
+		return nil
+	}
+	nodes, err := t.tree(ctx)
+	if err != nil {
+		return explain(err, t.side, "list the folders of "+t.user)
+	}
+	t.nodes, t.byID = map[string]node{}, map[string]node{}
+	for _, n := range nodes {
+		t.nodes[strings.ToLower(n.path)] = n
+		t.byID[n.id] = n
+	}
+	return nil
+}
+
+// EnsureFolder finds or creates the folder at f.Path (a well-known folder by its role), creating
+// missing parents with the folder's class.
+func (t *target) EnsureFolder(ctx context.Context, f connector.Folder) (connector.FolderRef, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.load(ctx); err != nil {
+		return connector.FolderRef{}, err
+	}
+	path := f.Path
+	if f.Role != "" {
+		for name, role := range roles {
+			if role == f.Role {
+				path = name
+			}
+		}
+	}
+	parts := strings.Split(path, "/")
+	parent := ""
+	for i := range parts {
+		p := strings.Join(parts[:i+1], "/")
+		if n, ok := t.nodes[strings.ToLower(p)]; ok {
+			parent = n.id
+			continue
+		}
+		class := f.Class
+		if class == "" {
+			class = "IPF.Note"
+		}
+		created, err := t.c.CreateMailboxFolder(ctx, t.mbxID, parent, strings.ReplaceAll(parts[i], "∕", "/"), class)
+		if err != nil {
+			return connector.FolderRef{}, explain(err, t.side, "create folder "+p)
+		}
+		n := node{id: created.ID, parent: parent, path: p, class: created.Type}
+		t.nodes[strings.ToLower(p)], t.byID[n.id] = n, n
+		parent = n.id
+	}
+	return connector.FolderRef{ID: parent, Path: path}, nil
+}
+
+// Lookup finds the copies stamped with the source item's id. Only mail folders can be searched by
+// an extended property through Graph; elsewhere the watermarks alone prevent duplicates.
+func (t *target) Lookup(ctx context.Context, dst connector.FolderRef, o connector.Object) ([]connector.TargetRef, error) {
+	if !t.isMail(dst.ID) {
+		return nil, nil
+	}
+	msgs, err := t.c.MessagesWithProperty(ctx, t.user, dst.ID, StampProperty, o.ID)
+	if err != nil {
+		return nil, explain(err, t.side, "look for copies in "+dst.Path)
+	}
+	out := make([]connector.TargetRef, len(msgs))
+	for i, m := range msgs {
+		out[i] = ref(m.ID, m.ChangeKey)
+	}
+	return out, nil
+}
+
+func (t *target) isMail(folderID string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return isMail(t.byID[folderID].class)
+}
+
+// importItem uploads one item, opening (or, once expired, reopening) the mailbox's import session.
+func (t *target) importItem(ctx context.Context, folderID, mode, data, itemID, changeKey string) (string, string, error) {
+	for attempt := 0; ; attempt++ {
+		t.mu.Lock()
+		sess := t.session
+		t.mu.Unlock()
+		if sess == nil {
+			s, err := t.c.CreateImportSession(ctx, t.mbxID)
+			if err != nil {
+				return "", "", explain(err, t.side, "open an import session for "+t.user)
+			}
+			t.mu.Lock()
+			t.session, sess = &s, &s
+			t.mu.Unlock()
+		}
+		id, ck, err := t.c.ImportItem(ctx, *sess, folderID, mode, data, itemID, changeKey)
+		if err != nil && attempt == 0 && graph.IsStatus(err, http.StatusUnauthorized) {
+			t.mu.Lock()
+			t.session = nil
+			t.mu.Unlock()
+			continue
+		}
+		if err != nil {
+			return "", "", explain(err, t.side, mode+" item in "+t.user)
+		}
+		return id, ck, nil
+	}
+}
+
+func (t *target) Put(ctx context.Context, dst connector.FolderRef, o connector.Object, body io.Reader) (connector.TargetRef, error) {
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return connector.TargetRef{}, err
+	}
+	id, ck, err := t.importItem(ctx, dst.ID, "create", base64.StdEncoding.EncodeToString(data), "", "")
+	if err != nil {
+		return connector.TargetRef{}, err
+	}
+	return t.stamp(ctx, dst, o, id, ck), nil
+}
+
+// stamp marks a copy with its source item's id (mail folders only) and returns its reference. The
+// copy exists either way, so a failed stamp is not a failed copy: the watermark still records it.
+func (t *target) stamp(ctx context.Context, dst connector.FolderRef, o connector.Object, id, ck string) connector.TargetRef {
+	if t.isMail(dst.ID) {
+		// Stamping makes a new version; the reference must name it for a later update.
+		if m, err := t.c.SetMessageProperty(ctx, t.user, id, StampProperty, o.ID); err == nil && m.ChangeKey != "" {
+			ck = m.ChangeKey
+		}
+	}
+	return ref(id, ck)
+}
+
+// Update replaces a copied item with the source's new version (import in update mode).
+func (t *target) Update(ctx context.Context, dst connector.FolderRef, r connector.TargetRef, o connector.Object, body io.Reader) (connector.TargetRef, error) {
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return connector.TargetRef{}, err
+	}
+	id, ck := splitRef(r)
+	nid, nck, err := t.importItem(ctx, dst.ID, "update", base64.StdEncoding.EncodeToString(data), id, ck)
+	if err != nil {
+		return connector.TargetRef{}, err
+	}
+	// The imported version replaces the whole item, the stamp with it.
+	return t.stamp(ctx, dst, o, nid, nck), nil
+}
+
+// SetFlags is not used: a changed item is imported again whole (Update).
+func (t *target) SetFlags(ctx context.Context, dst connector.FolderRef, r connector.TargetRef, o connector.Object) error {
+	return nil
+}
+
+func (t *target) Delete(ctx context.Context, dst connector.FolderRef, refs []connector.TargetRef) error {
+	for _, r := range refs {
+		id, _ := splitRef(r)
+		_, err := t.c.Do(ctx, graph.Request{Method: http.MethodDelete, Path: "/users/" + url.PathEscape(t.user) + "/messages/" + url.PathEscape(id)}, nil)
+		if err != nil && !graph.IsStatus(err, http.StatusNotFound) {
+			return explain(err, t.side, "delete item "+id)
+		}
+	}
+	return nil
+}
+
+func (t *target) Count(ctx context.Context, dst connector.FolderRef) (int, error) {
+	t.mu.Lock()
+	parent := t.byID[dst.ID].parent
+	t.mu.Unlock()
+	folders, _ := t.c.MailboxFolders(ctx, t.mbxID, parent)
+	for f, err := range folders {
+		if err != nil {
+			return 0, explain(err, t.side, "count folder "+dst.Path)
+		}
+		if f.ID == dst.ID {
+			return f.TotalItemCount, nil
+		}
+	}
+	return 0, fmt.Errorf("folder %s vanished from the target", dst.Path)
+}
+
+func (t *target) Close() error { return nil }

@@ -30,6 +30,7 @@ type ServeOptions struct {
 	Lease                  time.Duration
 	LogLevel               string
 	TLSCert, TLSKey        string // PEM files; both set = serve HTTPS
+	AdminPassword          string // the first admin's password; default FERRY_ADMIN_PASSWORD or generated
 	// Ready, if set, receives the bound address once the server listens (tests use port 0).
 	Ready func(addr string)
 }
@@ -94,7 +95,11 @@ func Serve(ctx context.Context, o ServeOptions, out interface{ Write([]byte) (in
 	}
 	defer st.Close()
 	au := auth.New(st)
-	pw, err := au.Bootstrap(ctx, os.Getenv("FERRY_ADMIN_PASSWORD"))
+	adminPW := o.AdminPassword
+	if adminPW == "" {
+		adminPW = os.Getenv("FERRY_ADMIN_PASSWORD")
+	}
+	pw, err := au.Bootstrap(ctx, adminPW)
 	if err != nil {
 		return fmt.Errorf("create admin user: %w", err)
 	}

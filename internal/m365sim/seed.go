@@ -85,13 +85,18 @@ func (s *Server) Apply(sd Seed) {
 			for m := 0; m < sd.Messages; m++ {
 				f := mb.folder([]string{"inbox", "inbox", "sentitems", "archive"}[m%4])
 				when := base.Add(time.Duration(u*sd.Messages+m) * 37 * time.Minute)
-				mime := fmt.Sprintf("Message-ID: <%d.%s@%s.com>\r\nDate: %s\r\nFrom: colleague%d@%s.com\r\nTo: %s\r\nSubject: Seeded message %d\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHello %s, this is message %d.\r\n",
-					m, strings.Split(upn, "@")[0], name, when.Format(time.RFC1123Z), m%7, name, upn, m, upn, m)
+				local := strings.Split(upn, "@")[0]
+				msg := &message{ChangeKey: 1, MIME: []byte(seedMIME(m, local, name, upn, when)), IsRead: m%3 != 0, Flag: "notFlagged", Received: when, Sent: when,
+					InternetMessageID: fmt.Sprintf("<%d.%s@%s.com>", m, local, name), Subject: fmt.Sprintf("Seeded message %d", m), Props: map[string]string{}}
+				if m%5 == 0 {
+					msg.Flag = "flagged"
+				}
+				if m%6 == 0 {
+					msg.Categories = []string{"Blue category"}
+				}
 				mb.Seq++
-				f.Messages = append(f.Messages, &message{ID: stableID(f.ID, "msg", strconv.Itoa(mb.Seq)), ChangeKey: 1, Touched: mb.Seq,
-					MIME: []byte(mime), IsRead: m%3 != 0, Flag: "notFlagged", Received: when, Sent: when,
-					InternetMessageID: fmt.Sprintf("<%d.%s@%s.com>", m, strings.Split(upn, "@")[0], name), Subject: fmt.Sprintf("Seeded message %d", m),
-					Props: map[string]string{}})
+				msg.ID, msg.Touched = stableID(f.ID, "msg", strconv.Itoa(mb.Seq)), mb.Seq
+				f.Messages = append(f.Messages, msg)
 			}
 			s.dirty = true
 			s.mu.Unlock()
@@ -101,3 +106,22 @@ func (s *Server) Apply(sd Seed) {
 
 // TenantID returns the id the seed gives a tenant name.
 func TenantID(name string) string { return stableID("tenant", name) }
+
+// seedMIME makes mixed content: plain text, HTML with a text alternative, and a message with a
+// small attachment, in turn.
+func seedMIME(m int, local, tenant, upn string, when time.Time) string {
+	head := fmt.Sprintf("Message-ID: <%d.%s@%s.com>\r\nDate: %s\r\nFrom: colleague%d@%s.com\r\nTo: %s\r\nSubject: Seeded message %d\r\nMIME-Version: 1.0\r\n",
+		m, local, tenant, when.Format(time.RFC1123Z), m%7, tenant, upn, m)
+	switch m % 3 {
+	case 1:
+		return head + "Content-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n--alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" +
+			fmt.Sprintf("Hello %s, this is message %d.\r\n", upn, m) + "--alt\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" +
+			fmt.Sprintf("<p>Hello <b>%s</b>, this is message %d.</p>\r\n", upn, m) + "--alt--\r\n"
+	case 2:
+		return head + "Content-Type: multipart/mixed; boundary=\"mix\"\r\n\r\n--mix\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" +
+			fmt.Sprintf("Hello %s, message %d has the figures attached.\r\n", upn, m) +
+			"--mix\r\nContent-Type: text/csv; name=\"figures.csv\"\r\nContent-Disposition: attachment; filename=\"figures.csv\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+			"bW9udGgsdG90YWwKamFudWFyeSwxMjAwCmZlYnJ1YXJ5LDEzNTAK\r\n--mix--\r\n"
+	}
+	return head + fmt.Sprintf("Content-Type: text/plain; charset=utf-8\r\n\r\nHello %s, this is message %d.\r\n", upn, m)
+}

@@ -235,10 +235,16 @@ func (s *Store) RenewLease(ctx context.Context, itemID, owner string, lease time
 	return st == 1, err
 }
 
-// SetProgress publishes a running item's totals so far, while its owner still holds the lease.
-func (s *Store) SetProgress(ctx context.Context, itemID, owner string, stats model.ItemStats) error {
-	st, _ := json.Marshal(stats)
-	_, err := s.exec(ctx, s.db, `UPDATE items SET stats = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND status = ?`,
+// SetProgress publishes a running item's statistics, while its owner still holds the lease: the
+// totals of its finished runs plus the running one's so far, as FinishRun will store them.
+func (s *Store) SetProgress(ctx context.Context, itemID, owner string, running model.ItemStats) error {
+	total, err := s.itemTotals(ctx, s.db, itemID)
+	if err != nil {
+		return err
+	}
+	total.Add(running)
+	st, _ := json.Marshal(total)
+	_, err = s.exec(ctx, s.db, `UPDATE items SET stats = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND status = ?`,
 		string(st), ts(time.Now()), itemID, owner, string(model.StatusRunning))
 	return err
 }

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -28,8 +30,8 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.PostFormValue("next"))
-	body := fmt.Sprintf(`{"username":%q,"password":%q}`, r.PostFormValue("username"), r.PostFormValue("password"))
-	err := c.do(r.Context(), r, http.MethodPost, "/api/v1/session", strings.NewReader(body), "application/json", "", nil, w)
+	body, _ := json.Marshal(map[string]string{"username": r.PostFormValue("username"), "password": r.PostFormValue("password")})
+	err := c.do(r.Context(), r, http.MethodPost, "/api/v1/session", bytes.NewReader(body), "application/json", "", nil, w)
 	if err != nil {
 		p, ok := err.(*client.Problem)
 		if !ok || p.Status >= 500 {

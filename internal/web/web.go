@@ -139,7 +139,7 @@ func (pg *page) call(method, path string, body, out any) error {
 	switch b := body.(type) {
 	case nil:
 	case io.Reader:
-		rd, ctype = b, "text/csv"
+		rd, ctype = b, "text/csv" // the one raw upload the console makes: an items file
 	default:
 		data, err := json.Marshal(b)
 		if err != nil {
@@ -151,7 +151,8 @@ func (pg *page) call(method, path string, body, out any) error {
 }
 
 // do runs the API handler on an in-memory request and decodes the answer: JSON into out, a
-// problem document into a *client.Problem. Cookies the API sets are passed on through setCookie.
+// problem document into a *client.Problem. Cookies the API sets (sign-in, sign-out) are passed on
+// to w when it is given.
 func (c *Console) do(ctx context.Context, from *http.Request, method, path string, body io.Reader, ctype, csrf string, out any, w http.ResponseWriter) error {
 	req, err := http.NewRequestWithContext(ctx, method, path, body)
 	if err != nil {

@@ -69,18 +69,22 @@ func (r *rig) client(t *testing.T, e model.Endpoint, user string) *graph.Client 
 	return c
 }
 
-// copyOnce runs one pass of user00 from contoso to user00 of fabrikam.
-func (r *rig) copyOnce(t *testing.T) (model.ItemStats, []engine.FolderResult) {
-	t.Helper()
+// pass runs one pass of user00 from contoso to user00 of fabrikam.
+func (r *rig) pass(passID string) (model.ItemStats, []engine.FolderResult, error) {
 	src, err := exo.Connector{}.OpenSource(ctx, connector.Side{Endpoint: r.src, Email: "user00@contoso.com"})
 	if err != nil {
-		t.Fatal(err)
+		return model.ItemStats{}, nil, err
 	}
 	dst, err := exo.Connector{}.OpenTarget(ctx, connector.Side{Endpoint: r.dst, Email: "user00@fabrikam.com"})
 	if err != nil {
-		t.Fatal(err)
+		return model.ItemStats{}, nil, err
 	}
-	stats, res, err := engine.CopyMailbox(ctx, r.st, src, dst, engine.CopyOptions{ItemID: r.item, PassID: "pass", Connections: 4})
+	return engine.CopyMailbox(ctx, r.st, src, dst, engine.CopyOptions{ItemID: r.item, PassID: passID, Connections: 4})
+}
+
+func (r *rig) copyOnce(t *testing.T) (model.ItemStats, []engine.FolderResult) {
+	t.Helper()
+	stats, res, err := r.pass("pass")
 	if err != nil {
 		t.Fatalf("copy: %v", err)
 	}
@@ -270,17 +274,9 @@ func TestFaultsLeaveExactCounts(t *testing.T) {
 	r.sim.SetFaults(m365sim.Faults{ErrorRate: 0.05, ResetRate: 0.05, Seed: 7})
 	var res []engine.FolderResult
 	for pass := 1; pass <= 2; pass++ {
-		src, err := exo.Connector{}.OpenSource(ctx, connector.Side{Endpoint: r.src, Email: "user00@contoso.com"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		dst, err := exo.Connector{}.OpenTarget(ctx, connector.Side{Endpoint: r.dst, Email: "user00@fabrikam.com"})
-		if err != nil {
-			t.Fatal(err)
-		}
 		// A pass may end early on a fault the retries could not absorb; the next one finishes.
-		_, res, err = engine.CopyMailbox(ctx, r.st, src, dst, engine.CopyOptions{ItemID: r.item, PassID: fmt.Sprint(pass), Connections: 4})
-		if err == nil {
+		var err error
+		if _, res, err = r.pass(fmt.Sprint(pass)); err == nil {
 			break
 		}
 		t.Logf("pass %d: %v", pass, err)

@@ -22,6 +22,13 @@ type upload struct {
 }
 
 // admit decides whether a request may run now. If not, it says how long until it could.
+// Rejected counts the requests answered 429, by the limit they hit.
+func (s *Server) Rejected() (concurrency, requests, bytes int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rejected[0], s.rejected[1], s.rejected[2]
+}
+
 func (s *Server) admit(key throttle.Key, bytes int64) (release func(), retryAfter time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -38,9 +45,11 @@ func (s *Server) admit(key throttle.Key, bytes int64) (release func(), retryAfte
 		w.ups = w.ups[1:]
 	}
 	if lim.Concurrency > 0 && w.inFlight >= lim.Concurrency {
+		s.rejected[0]++
 		return nil, time.Second
 	}
 	if lim.Requests > 0 && len(w.reqs) >= lim.Requests {
+		s.rejected[1]++
 		return nil, lim.Window - now.Sub(w.reqs[0])
 	}
 	if lim.Bytes > 0 && bytes > 0 {
@@ -49,6 +58,7 @@ func (s *Server) admit(key throttle.Key, bytes int64) (release func(), retryAfte
 			sum += u.bytes
 		}
 		if sum+bytes > lim.Bytes && len(w.ups) > 0 {
+			s.rejected[2]++
 			// Wait until enough of the window has slid out.
 			for _, u := range w.ups {
 				sum -= u.bytes

@@ -23,6 +23,7 @@ type Server struct {
 	tokens    map[string]token
 	limits    throttle.Limits
 	windows   map[throttle.Key]*window
+	rejected  [3]int // 429s by limit: concurrency, requests, bytes
 	now       func() time.Time
 	mux       *http.ServeMux
 	dirty     bool // state changed since the last save

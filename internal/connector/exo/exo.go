@@ -35,6 +35,10 @@ func init() { connector.Register(model.KindM365, Connector{}) }
 // source item's id: a lost watermark finds the copy by it instead of making a second one.
 const StampProperty = "String {6a0c1d5e-8f0b-4a8e-9c57-0f3e2b7d4f11} Name FerrySourceId"
 
+// Limits are the per-mailbox limits the client keeps under: Outlook's published ones. Tests and
+// benchmarks against the emulator scale them down together with the emulator's.
+var Limits = throttle.Outlook
+
 // Process-wide caches: token credentials (one per CA setting, since the sign-in transport differs)
 // and throttling budgets, so every mailbox of a tenant shares one view of its limits.
 var (
@@ -108,7 +112,7 @@ func Client(e model.Endpoint, mailboxKey string) (*graph.Client, error) {
 	return graph.New(graph.Config{Cloud: cloud, Tenant: st.Tenant, App: st.ClientID, Tokens: ts, HTTP: hc, Budgets: budgets,
 		// One budget per mailbox, whichever API path a request takes: Exchange counts them together.
 		Budget: func(*http.Request) (throttle.Key, throttle.Limits, int) {
-			return throttle.Key{Tenant: st.Tenant, App: st.ClientID, Resource: resource}, throttle.Outlook, 1
+			return throttle.Key{Tenant: st.Tenant, App: st.ClientID, Resource: resource}, Limits, 1
 		}}), nil
 }
 

@@ -32,7 +32,7 @@ func demoCmd(g *globals) *cobra.Command {
 		Short: "Try Ferry without a Microsoft account: a server, two emulated tenants and a ready project",
 		Long: `Start everything needed to try Ferry: the server with its console, and the Microsoft 365 emulator
 with two tenants, contoso (10 users whose mailboxes hold mixed mail: plain, HTML, attachments, read
-and unread, flagged, categorised) and fabrikam (the same users, empty mailboxes). The project
+and unread, flagged, categorised; and calendars with meetings, a recurring one among them) and fabrikam (the same users, empty mailboxes). The project
 contoso-to-fabrikam is ready with its 10 items: open the console, sign in as admin and start a
 verify, then a full pass. Everything lives in --data; running the demo again picks up where it was.`,
 		Args: cobra.NoArgs,

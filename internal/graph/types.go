@@ -232,3 +232,44 @@ func (c *Client) MessagesWithProperty(ctx context.Context, user, folder, prop, v
 	}
 	return out, nil
 }
+
+// Event is the part of microsoft.graph.event a migration checks: when, who, how it repeats.
+type Event struct {
+	ID       string `json:"id"`
+	Subject  string `json:"subject"`
+	ICalUID  string `json:"iCalUId,omitempty"`
+	IsAllDay bool   `json:"isAllDay"`
+	Start    struct {
+		DateTime string `json:"dateTime"`
+		TimeZone string `json:"timeZone"`
+	} `json:"start"`
+	End struct {
+		DateTime string `json:"dateTime"`
+		TimeZone string `json:"timeZone"`
+	} `json:"end"`
+	Attendees []struct {
+		Type         string `json:"type"`
+		EmailAddress struct {
+			Name    string `json:"name,omitempty"`
+			Address string `json:"address"`
+		} `json:"emailAddress"`
+	} `json:"attendees,omitempty"`
+	Recurrence *struct {
+		Pattern struct {
+			Type       string   `json:"type"`
+			Interval   int      `json:"interval"`
+			DaysOfWeek []string `json:"daysOfWeek,omitempty"`
+		} `json:"pattern"`
+		Range struct {
+			Type                string `json:"type"`
+			StartDate           string `json:"startDate"`
+			EndDate             string `json:"endDate,omitempty"`
+			NumberOfOccurrences int    `json:"numberOfOccurrences,omitempty"`
+		} `json:"range"`
+	} `json:"recurrence,omitempty"`
+}
+
+// Events lists a user's events.
+func (c *Client) Events(ctx context.Context, user string) (func(yield func(Event, error) bool), func() string) {
+	return All[Event](ctx, c, "/users/"+url.PathEscape(user)+"/events")
+}

@@ -61,6 +61,7 @@ var entityOf = []struct {
 	{regexp.MustCompile(`/admin/exchange/mailboxes/[^/]+/folders/[^/]+/items(/delta)?$`), "mailboxItem"},
 	{regexp.MustCompile(`/admin/exchange/mailboxes/[^/]+/folders(/[^/]+/childFolders|/delta)?$`), "mailboxFolder"},
 	{regexp.MustCompile(`/messages(/delta|/[^/]+)?$`), "message"},
+	{regexp.MustCompile(`/events(/[^/]+)?$`), "event"},
 	{regexp.MustCompile(`/(mailFolders|childFolders)(/[^/]+)?$`), "mailFolder"},
 	{regexp.MustCompile(`^/v1\.0/users(/[^/]+)?$`), "user"},
 }
@@ -89,7 +90,7 @@ func TestConformanceWithMetadata(t *testing.T) {
 
 	r := newRig(t)
 	r.sim.AddApp("11111111-1111-1111-1111-111111111111", "app-all", "a", nil, "Mail.ReadWrite", "User.Read.All",
-		"MailboxFolder.ReadWrite.All", "MailboxItem.Read.All", "MailboxItem.ImportExport.All")
+		"MailboxFolder.ReadWrite.All", "MailboxItem.Read.All", "MailboxItem.ImportExport.All", "Calendars.ReadWrite")
 	rec := &recorder{next: r.srv.Client().Transport}
 	ts, _ := r.creds.For(r.cloud, graph.AppCredential{Tenant: "contoso.onmicrosoft.com", ClientID: "app-all", ClientSecret: "a"})
 	c := graph.New(graph.Config{Cloud: r.cloud, Tokens: ts, HTTP: &http.Client{Transport: rec}})
@@ -166,6 +167,19 @@ func TestConformanceWithMetadata(t *testing.T) {
 	}
 	if _, err := c.CreateMailboxFolder(ctx, set.PrimaryMailboxID, "", "Team calendar", "IPF.Appointment"); err != nil {
 		t.Fatal(err)
+	}
+	// Events: created with attendees and a recurrence, then listed.
+	if _, err := c.Do(ctx, graph.Request{Method: "POST", Path: "/users/user1@contoso.com/events", Body: map[string]any{"subject": "Sync",
+		"start": map[string]string{"dateTime": "2026-12-01T10:00:00", "timeZone": "UTC"}, "end": map[string]string{"dateTime": "2026-12-01T10:30:00", "timeZone": "UTC"},
+		"attendees":  []map[string]any{{"type": "required", "emailAddress": map[string]string{"address": "a@contoso.com", "name": "A"}}},
+		"recurrence": map[string]any{"pattern": map[string]any{"type": "weekly", "interval": 1, "daysOfWeek": []string{"monday"}}, "range": map[string]any{"type": "endDate", "startDate": "2026-12-01", "endDate": "2027-03-01"}}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	evs, _ := c.Events(ctx, "user1@contoso.com")
+	for _, err := range evs {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Stamping a source id and finding it again.
 	const stamp = "String {00020329-0000-0000-C000-000000000046} Name FerrySourceId"

@@ -161,7 +161,11 @@ func (s *Server) mbxItems(w http.ResponseWriter, r *http.Request, c caller) {
 		out := []map[string]any{}
 		for _, m := range f.Messages {
 			if m.Touched > since {
-				out = append(out, map[string]any{"id": m.ID, "changeKey": strconv.Itoa(m.ChangeKey), "size": len(m.MIME), "type": "IPM.Note",
+				typ := "IPM.Note"
+				if m.Event != nil {
+					typ = "IPM.Appointment"
+				}
+				out = append(out, map[string]any{"id": m.ID, "changeKey": strconv.Itoa(m.ChangeKey), "size": len(m.MIME), "type": typ,
 					"categories": nonNil(m.Categories), "createdDateTime": m.Received.UTC().Format(time.RFC3339), "lastModifiedDateTime": m.Received.UTC().Format(time.RFC3339)})
 			}
 		}

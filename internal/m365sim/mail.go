@@ -57,12 +57,13 @@ type message struct {
 	Sent              time.Time         `json:"sent"`
 	InternetMessageID string            `json:"internetMessageId"`
 	Subject           string            `json:"subject"`
-	Props             map[string]string `json:"props"` // singleValueExtendedProperties by id
+	Props             map[string]string `json:"props"`           // singleValueExtendedProperties by id
+	Event             *event            `json:"event,omitempty"` // set on items of calendar folders
 }
 
 var wellKnown = []struct{ name, display string }{
 	{"inbox", "Inbox"}, {"sentitems", "Sent Items"}, {"drafts", "Drafts"}, {"deleteditems", "Deleted Items"},
-	{"junkemail", "Junk Email"}, {"archive", "Archive"},
+	{"junkemail", "Junk Email"}, {"archive", "Archive"}, {"calendar", "Calendar"},
 }
 
 func (s *Server) mailboxOf(t *Tenant, userID string) (*User, *mailbox) {
@@ -76,8 +77,11 @@ func (s *Server) mailboxOf(t *Tenant, userID string) (*User, *mailbox) {
 			if mb == nil {
 				mb = &mailbox{}
 				for _, wk := range wellKnown {
-					mb.Folders = append(mb.Folders, &folder{ID: stableID(u.ID, "folder", wk.name), DisplayName: wk.display, WellKnown: wk.name,
-						ParentID: stableID(u.ID, "root")})
+					f := &folder{ID: stableID(u.ID, "folder", wk.name), DisplayName: wk.display, WellKnown: wk.name, ParentID: stableID(u.ID, "root")}
+					if wk.name == "calendar" {
+						f.Class = "IPF.Appointment"
+					}
+					mb.Folders = append(mb.Folders, f)
 				}
 				t.Mailboxes[u.ID] = mb
 			}
@@ -168,6 +172,10 @@ func (s *Server) listFolders(w http.ResponseWriter, r *http.Request, c caller) {
 		}
 		var out []map[string]any
 		for _, f := range mb.Folders {
+			// mailFolders holds mail folders only; calendars and the like are other resources.
+			if f.Class != "" && !strings.HasPrefix(f.Class, "IPF.Note") {
+				continue
+			}
 			if (parent == "" && f.ParentID == mb.Folders[0].ParentID) || (parent != "" && f.ParentID == parent) {
 				out = append(out, f.view(mb))
 			}

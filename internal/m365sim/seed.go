@@ -58,7 +58,7 @@ const SeedClientID = "ferry-sim-app"
 
 // SeedPermissions are the application permissions of the seeded app: what a mailbox migration
 // needs, Exchange to Exchange (the import/export API) and across protocols (mail).
-var SeedPermissions = []string{"User.Read.All", "Mail.ReadWrite", "MailboxSettings.Read",
+var SeedPermissions = []string{"User.Read.All", "Mail.ReadWrite", "MailboxSettings.Read", PermCalendarsReadWrite,
 	PermMailboxFolderWrite, PermMailboxItemRead, PermImportExport}
 
 // SeedSecret is the client secret of the seeded app in a tenant. The emulator is a test tool on
@@ -98,6 +98,7 @@ func (s *Server) Apply(sd Seed) {
 				msg.ID, msg.Touched = stableID(f.ID, "msg", strconv.Itoa(mb.Seq)), mb.Seq
 				f.Messages = append(f.Messages, msg)
 			}
+			seedEvents(mb, upn, name, base.AddDate(0, 0, u), u)
 			s.dirty = true
 			s.mu.Unlock()
 		}

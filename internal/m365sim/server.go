@@ -39,6 +39,7 @@ type Tenant struct {
 	Apps      map[string]*App     `json:"apps"`
 	Users     []*User             `json:"users"`
 	Mailboxes map[string]*mailbox `json:"mailboxes"` // by user id, created on first use
+	Sent      []SentMail          `json:"sent,omitempty"`
 }
 
 // User is a directory user (with a mailbox, later).
@@ -64,6 +65,7 @@ func New() *Server {
 	s.mux.Handle("GET /v1.0/users/{id}", s.graph("User.Read.All", s.getUser))
 	s.mailHandlers()
 	s.importHandlers()
+	s.calendarHandlers()
 	return s
 }
 

@@ -161,8 +161,8 @@ func TestExchangeToExchange(t *testing.T) {
 	want := content(t, sc, "user00@contoso.com")
 
 	stats, res := r.copyOnce(t)
-	if stats.Objects != 27 {
-		t.Errorf("first pass copied %d objects, want 27 (24 seeded and 3 in Projects/Q1 ∕ 2026)", stats.Objects)
+	if stats.Objects != 30 {
+		t.Errorf("first pass copied %d objects, want 30 (24 seeded messages, 3 in Projects/Q1 ∕ 2026, 3 events)", stats.Objects)
 	}
 	for _, f := range res {
 		if !f.Reconciled || f.SourceCount != f.TargetCount {
@@ -175,6 +175,18 @@ func TestExchangeToExchange(t *testing.T) {
 		if !slices.Equal(got[path], msgs) {
 			t.Errorf("folder %s: target holds %d messages unlike the source's %d (or with other content)", path, len(got[path]), len(msgs))
 		}
+	}
+	// Calendar items keep their attendees and recurrence, and no invitation went out.
+	src, dst := events(t, sc, "user00@contoso.com"), events(t, dc, "user00@fabrikam.com")
+	if len(src) != 3 || !slices.Equal(src, dst) {
+		t.Errorf("events: source %d, target %d, equal %v:\n%v\n%v", len(src), len(dst), slices.Equal(src, dst), src, dst)
+	}
+	if joined := strings.Join(dst, "\n"); !strings.Contains(joined, "Weekly team sync") || !strings.Contains(joined, "every 1 weekly on [monday wednesday]") ||
+		!strings.Contains(joined, "required:Colleague 3<colleague3@contoso.com>") || !strings.Contains(joined, "optional:Colleague 2<colleague2@contoso.com>") {
+		t.Errorf("the target's events lack their recurrence or attendees:\n%s", joined)
+	}
+	if sent := r.sim.SentMail(); len(sent) != 0 {
+		t.Errorf("the migration sent %d messages: %+v", len(sent), sent)
 	}
 	dset, _ := dc.ExchangeSettings(ctx, "user00@fabrikam.com")
 	folders, _ := dc.MailboxFolders(ctx, dset.PrimaryMailboxID, "")
@@ -229,6 +241,28 @@ func TestExchangeToExchange(t *testing.T) {
 	if again := content(t, dc, "user00@fabrikam.com"); len(again["Inbox"]) != len(want["Inbox"]) {
 		t.Errorf("Inbox holds %d messages after the lost watermarks, want %d", len(again["Inbox"]), len(want["Inbox"]))
 	}
+}
+
+// events describes a user's events, sorted: subject, times, attendees, recurrence.
+func events(t *testing.T, c *graph.Client, user string) []string {
+	t.Helper()
+	var out []string
+	evs, _ := c.Events(ctx, user)
+	for e, err := range evs {
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := fmt.Sprintf("%s %s %s–%s %s allday=%v", e.Subject, e.ICalUID, e.Start.DateTime, e.End.DateTime, e.Start.TimeZone, e.IsAllDay)
+		for _, a := range e.Attendees {
+			d += fmt.Sprintf(" %s:%s<%s>", a.Type, a.EmailAddress.Name, a.EmailAddress.Address)
+		}
+		if rc := e.Recurrence; rc != nil {
+			d += fmt.Sprintf(" every %d %s on %v from %s to %s", rc.Pattern.Interval, rc.Pattern.Type, rc.Pattern.DaysOfWeek, rc.Range.StartDate, rc.Range.EndDate)
+		}
+		out = append(out, d)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func mapsEqual(a, b map[string][]string) bool {

@@ -428,12 +428,16 @@ func updateObject(ctx context.Context, src connector.MailboxSource, dst connecto
 func copyObject(ctx context.Context, src connector.MailboxSource, dst connector.MailboxTarget, f connector.Folder, ref connector.FolderRef, obj connector.Object, claimed map[string]bool) (model.Watermark, error) {
 	w := model.Watermark{Folder: f.Path, SourceID: obj.ID, Version: obj.Version, Size: obj.Size}
 	if obj.MessageID == "" {
-		// Without a Message-ID the content itself identifies the message: hash it first.
-		h, err := hashSource(ctx, src, f, obj)
+		// Without a Message-ID the content itself identifies the message: hash it first. A
+		// source that could not list sizes learns the exact one on the way.
+		h, n, err := hashSource(ctx, src, f, obj)
 		if err != nil {
 			return w, err
 		}
 		obj.Hash = h
+		if obj.Size == 0 {
+			obj.Size, w.Size = n, n
+		}
 	}
 	cands, err := dst.Lookup(ctx, ref, obj)
 	if err != nil {
@@ -463,17 +467,18 @@ func copyObject(ctx context.Context, src connector.MailboxSource, dst connector.
 	return w, nil
 }
 
-func hashSource(ctx context.Context, src connector.MailboxSource, f connector.Folder, obj connector.Object) (string, error) {
+func hashSource(ctx context.Context, src connector.MailboxSource, f connector.Folder, obj connector.Object) (string, int64, error) {
 	body, err := src.Open(ctx, f, obj)
 	if err != nil {
-		return "", fmt.Errorf("read source message %s: %w", obj.ID, err)
+		return "", 0, fmt.Errorf("read source message %s: %w", obj.ID, err)
 	}
 	defer body.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, body); err != nil {
-		return "", connector.Classify(connector.Transient, fmt.Errorf("read source message %s: %w", obj.ID, err))
+	n, err := io.Copy(h, body)
+	if err != nil {
+		return "", 0, connector.Classify(connector.Transient, fmt.Errorf("read source message %s: %w", obj.ID, err))
 	}
-	return hexSum(h), nil
+	return hexSum(h), n, nil
 }
 
 type countingReader struct {

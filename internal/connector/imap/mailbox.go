@@ -493,12 +493,13 @@ func (m *Mailbox) index(ctx context.Context, dst connector.FolderRef) (*targetIn
 	return ix, nil
 }
 
+// add indexes a target message by Message-ID and size, and by size alone: a source that cannot
+// give a Message-ID with an exact size (Exchange as MIME) is matched by size and content hash.
 func (ix *targetIndex) add(msgID string, size int64, uid imap.UID) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	if msgID != "" {
 		ix.byID[indexKey(msgID, size)] = append(ix.byID[indexKey(msgID, size)], uid)
-		return
 	}
 	ix.bySize[size] = append(ix.bySize[size], uid)
 }

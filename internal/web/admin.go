@@ -49,7 +49,8 @@ func (c *Console) createEndpoint(pg *page) error {
 	}
 	// The form shows the fields of every kind; send only those of the chosen one.
 	if model.EndpointKind(f.Get("kind")) == model.KindM365 {
-		st.Host, st.Port, st.Security, st.AdminUser, st.InsecureSkipVerify = "", 0, "", "", false
+		st.Host, st.Port, st.Security, st.AdminUser, st.InsecureSkipVerify = strings.TrimSpace(f.Get("graph_host")), 0, "", "", false
+		st.CACert = strings.TrimSpace(f.Get("ca_cert"))
 	} else {
 		st.Tenant, st.ClientID, st.Cloud = "", "", ""
 	}

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,8 +16,10 @@ import (
 	"github.com/ferry-migrate/ferry/internal/api"
 	"github.com/ferry-migrate/ferry/internal/api/client"
 	"github.com/ferry-migrate/ferry/internal/auth"
+	_ "github.com/ferry-migrate/ferry/internal/connector/exo"
 	_ "github.com/ferry-migrate/ferry/internal/connector/memory"
 	"github.com/ferry-migrate/ferry/internal/engine"
+	"github.com/ferry-migrate/ferry/internal/m365sim"
 	"github.com/ferry-migrate/ferry/internal/store"
 	"github.com/ferry-migrate/ferry/internal/store/storetest"
 	"github.com/ferry-migrate/ferry/internal/web"
@@ -437,5 +440,30 @@ func TestScheduleFromTheProjectPage(t *testing.T) {
 	_, _, h = b.post("/projects/sch/schedules/cancel", url.Values{})
 	if msg := flashOf(t, h); msg != "1 schedule cancelled." {
 		t.Errorf("cancel: %q", msg)
+	}
+}
+
+// TestM365EndpointFromTheForm adds an m365 endpoint pointing at the emulator and verifies it.
+func TestM365EndpointFromTheForm(t *testing.T) {
+	e := newEnv(t)
+	sim := m365sim.New()
+	srv := httptest.NewTLSServer(sim)
+	defer srv.Close()
+	sim.SetBaseURL(srv.URL)
+	sim.Apply(m365sim.Seed{Tenants: []string{"contoso"}, Users: 1})
+	ca := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	b := e.signIn(t, "admin", adminPassword)
+	_, _, h := b.post("/endpoints", url.Values{"name": {"contoso"}, "kind": {"m365"}, "tenant": {"contoso.onmicrosoft.com"}, "client_id": {m365sim.SeedClientID},
+		"client_secret": {m365sim.SeedSecret("contoso")}, "graph_host": {srv.URL}, "ca_cert": {ca}})
+	if msg := flashOf(t, h); !strings.HasPrefix(msg, "Endpoint contoso added.") {
+		t.Fatalf("add: %q", msg)
+	}
+	var eps []struct{ ID, Name string }
+	if err := e.admin.Do(context.Background(), "GET", "/api/v1/endpoints", nil, &eps); err != nil || len(eps) != 1 {
+		t.Fatal(eps, err)
+	}
+	_, _, h = b.post("/endpoints/"+eps[0].ID+"/verify", url.Values{"name": {"contoso"}})
+	if msg := flashOf(t, h); msg != "Verify contoso: credentials accepted" {
+		t.Errorf("verify: %q", msg)
 	}
 }

@@ -170,10 +170,21 @@ func explain(err error, s connector.Side, what string) error {
 
 // Verify checks, in order, what a pass needs: sign-in, the user, its mailbox, and the permissions of
 // the import/export API, and says which one is missing.
+// Without a mailbox (verifying an endpoint, not an item) it checks sign-in and directory access.
 func (Connector) Verify(ctx context.Context, s connector.Side) error {
 	c, err := Client(s.Endpoint, s.Email)
 	if err != nil {
 		return err
+	}
+	if s.Email == "" {
+		users, _ := c.Users(ctx)
+		for _, err := range users {
+			if err != nil {
+				return explain(err, s, "list the users of tenant "+s.Endpoint.Settings.Tenant)
+			}
+			break
+		}
+		return nil
 	}
 	if _, err := c.User(ctx, s.Email); err != nil {
 		return explain(err, s, "read user "+s.Email)

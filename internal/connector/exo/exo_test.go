@@ -282,6 +282,16 @@ func TestVerifyNamesWhatIsMissing(t *testing.T) {
 	if err := (exo.Connector{}).Verify(ctx, connector.Side{Endpoint: r.dst, Email: "user01@fabrikam.com"}); err != nil {
 		t.Fatalf("verify a good side: %v", err)
 	}
+	// An endpoint alone (no mailbox): sign-in and directory access.
+	if err := (exo.Connector{}).Verify(ctx, connector.Side{Endpoint: r.dst}); err != nil {
+		t.Fatalf("verify the endpoint: %v", err)
+	}
+	r.sim.AddApp(m365sim.TenantID("fabrikam"), "no-directory", "pw", nil, "Mail.ReadWrite")
+	nodir := r.dst
+	nodir.Settings.ClientID, nodir.Secret = "no-directory", &model.EndpointSecret{ClientSecret: "pw"}
+	if err := (exo.Connector{}).Verify(ctx, connector.Side{Endpoint: nodir}); err == nil || !strings.Contains(err.Error(), "app no-directory lacks User.Read.All") {
+		t.Errorf("verify an endpoint whose app cannot read users: %v", err)
+	}
 	// An app without the import/export permission.
 	r.sim.AddApp(m365sim.TenantID("fabrikam"), "reader-app", "pw", nil, "User.Read.All", "Mail.ReadWrite", "MailboxSettings.Read", m365sim.PermMailboxFolderRead)
 	weak := r.dst

@@ -119,14 +119,9 @@ func (s *Server) mbxFolders(w http.ResponseWriter, r *http.Request, c caller) {
 // mbxFolderDelta returns the whole folder tree (every level) with a delta link; later calls with
 // the link return the folders created since. The emulator keeps no folder renames or deletions.
 func (s *Server) mbxFolderDelta(w http.ResponseWriter, r *http.Request, c caller) {
-	since := -1
-	if tok := r.URL.Query().Get("$deltatoken"); tok != "" {
-		n, err := strconv.Atoi(tok)
-		if err != nil {
-			graphError(w, http.StatusGone, "SyncStateNotFound", "The sync state could not be found; start a new delta query.")
-			return
-		}
-		since = n
+	since, ok := deltaSince(w, r)
+	if !ok {
+		return
 	}
 	base := s.BaseURL()
 	s.withMBX(w, r, c, func(mb *mailbox) {
@@ -143,13 +138,11 @@ func (s *Server) mbxFolderDelta(w http.ResponseWriter, r *http.Request, c caller
 func (s *Server) mbxItems(w http.ResponseWriter, r *http.Request, c caller) {
 	delta := strings.HasSuffix(r.URL.Path, "/delta")
 	since := -1
-	if tok := r.URL.Query().Get("$deltatoken"); delta && tok != "" {
-		n, err := strconv.Atoi(tok)
-		if err != nil {
-			graphError(w, http.StatusGone, "SyncStateNotFound", "The sync state could not be found; start a new delta query.")
+	if delta {
+		var ok bool
+		if since, ok = deltaSince(w, r); !ok {
 			return
 		}
-		since = n
 	}
 	base := s.BaseURL()
 	s.withMBX(w, r, c, func(mb *mailbox) {

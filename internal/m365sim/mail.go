@@ -393,14 +393,9 @@ func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, c caller)
 // messagesDelta returns every message of a folder, then only what changed since the delta link's
 // token: new or changed (changeKey above the token's) and removed.
 func (s *Server) messagesDelta(w http.ResponseWriter, r *http.Request, c caller) {
-	since := -1
-	if tok := r.URL.Query().Get("$deltatoken"); tok != "" {
-		n, err := strconv.Atoi(tok)
-		if err != nil {
-			graphError(w, http.StatusGone, "SyncStateNotFound", "The sync state could not be found; start a new delta query.")
-			return
-		}
-		since = n
+	since, ok := deltaSince(w, r)
+	if !ok {
+		return
 	}
 	base := s.BaseURL() // before withMailbox takes the lock
 	s.withMailbox(w, r, c, func(mb *mailbox) {
@@ -506,4 +501,19 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, c caller) 
 		}
 		writeJSON(w, http.StatusOK, page)
 	})
+}
+
+// deltaSince reads a delta request's $deltatoken (the mailbox's sequence number when the link was
+// issued): -1 without one. A token the emulator did not issue is answered 410, as Graph does.
+func deltaSince(w http.ResponseWriter, r *http.Request) (int, bool) {
+	tok := r.URL.Query().Get("$deltatoken")
+	if tok == "" {
+		return -1, true
+	}
+	n, err := strconv.Atoi(tok)
+	if err != nil {
+		graphError(w, http.StatusGone, "SyncStateNotFound", "The sync state could not be found; start a new delta query.")
+		return 0, false
+	}
+	return n, true
 }

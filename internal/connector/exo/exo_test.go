@@ -91,14 +91,13 @@ func (r *rig) copyOnce(t *testing.T) (model.ItemStats, []engine.FolderResult) {
 	return stats, res
 }
 
-// content is what a mailbox holds, folder by folder: per message its MIME and state, sorted.
-func content(t *testing.T, c *graph.Client, user string) map[string][]string {
+// walkFolders calls fn for every folder of a user's mailbox, parents first, with its path.
+func walkFolders(t *testing.T, c *graph.Client, user string, fn func(path string, f graph.MailboxFolder)) {
 	t.Helper()
 	set, err := c.ExchangeSettings(ctx, user)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string][]string{}
 	var walk func(parent, prefix string)
 	walk = func(parent, prefix string) {
 		folders, _ := c.MailboxFolders(ctx, set.PrimaryMailboxID, parent)
@@ -106,28 +105,45 @@ func content(t *testing.T, c *graph.Client, user string) map[string][]string {
 			if err != nil {
 				t.Fatal(err)
 			}
-			path := prefix + f.DisplayName
-			out[path] = []string{}
-			if f.Type == "IPF.Note" {
-				msgs, _ := c.MessagesDelta(ctx, user, f.ID, "")
-				for m, err := range msgs {
-					if err != nil {
-						t.Fatal(err)
-					}
-					rc, err := c.MessageMIME(ctx, user, m.ID)
-					if err != nil {
-						t.Fatal(err)
-					}
-					mime, _ := io.ReadAll(rc)
-					rc.Close()
-					out[path] = append(out[path], fmt.Sprintf("read=%v flag=%s cats=%v received=%s\n%s", m.IsRead, m.Flag.FlagStatus, m.Categories, m.ReceivedDateTime.UTC(), mime))
-				}
-				slices.Sort(out[path])
-			}
-			walk(f.ID, path+"/")
+			fn(prefix+f.DisplayName, f)
+			walk(f.ID, prefix+f.DisplayName+"/")
 		}
 	}
 	walk("", "")
+}
+
+// eachMessage calls fn for every message of a mail folder, with its MIME as the service serves it.
+func eachMessage(t *testing.T, c *graph.Client, user, folder string, fn func(m graph.Message, mime []byte)) {
+	t.Helper()
+	msgs, _ := c.MessagesDelta(ctx, user, folder, "")
+	for m, err := range msgs {
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := c.MessageMIME(ctx, user, m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mime, _ := io.ReadAll(rc)
+		rc.Close()
+		fn(m, mime)
+	}
+}
+
+// content is what a mailbox holds, folder by folder: per message its MIME and state, sorted.
+func content(t *testing.T, c *graph.Client, user string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	walkFolders(t, c, user, func(path string, f graph.MailboxFolder) {
+		out[path] = []string{}
+		if f.Type != "IPF.Note" {
+			return
+		}
+		eachMessage(t, c, user, f.ID, func(m graph.Message, mime []byte) {
+			out[path] = append(out[path], fmt.Sprintf("read=%v flag=%s cats=%v received=%s\n%s", m.IsRead, m.Flag.FlagStatus, m.Categories, m.ReceivedDateTime.UTC(), mime))
+		})
+		slices.Sort(out[path])
+	})
 	return out
 }
 

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -33,44 +32,25 @@ func state(body []byte, flags []string, date time.Time) string {
 // flags its state maps to.
 func exchangeMail(t *testing.T, c *graph.Client, user string) []string {
 	t.Helper()
-	set, _ := c.ExchangeSettings(ctx, user)
 	var out []string
-	var walk func(parent string)
-	walk = func(parent string) {
-		folders, _ := c.MailboxFolders(ctx, set.PrimaryMailboxID, parent)
-		for f, err := range folders {
-			if err != nil {
-				t.Fatal(err)
-			}
-			if f.Type == "IPF.Note" {
-				msgs, _ := c.MessagesDelta(ctx, user, f.ID, "")
-				for m, err := range msgs {
-					if err != nil {
-						t.Fatal(err)
-					}
-					rc, err := c.MessageMIME(ctx, user, m.ID)
-					if err != nil {
-						t.Fatal(err)
-					}
-					body, _ := io.ReadAll(rc)
-					rc.Close()
-					var flags []string
-					if m.IsRead {
-						flags = append(flags, `\Seen`)
-					}
-					if m.Flag != nil && m.Flag.FlagStatus == "flagged" {
-						flags = append(flags, `\Flagged`)
-					}
-					for _, cat := range m.Categories {
-						flags = append(flags, strings.ReplaceAll(cat, " ", "_"))
-					}
-					out = append(out, state(body, flags, *m.ReceivedDateTime))
-				}
-			}
-			walk(f.ID)
+	walkFolders(t, c, user, func(_ string, f graph.MailboxFolder) {
+		if f.Type != "IPF.Note" {
+			return
 		}
-	}
-	walk("")
+		eachMessage(t, c, user, f.ID, func(m graph.Message, mime []byte) {
+			var flags []string
+			if m.IsRead {
+				flags = append(flags, `\Seen`)
+			}
+			if m.Flag != nil && m.Flag.FlagStatus == "flagged" {
+				flags = append(flags, `\Flagged`)
+			}
+			for _, cat := range m.Categories {
+				flags = append(flags, strings.ReplaceAll(cat, " ", "_"))
+			}
+			out = append(out, state(mime, flags, *m.ReceivedDateTime))
+		})
+	})
 	slices.Sort(out)
 	return out
 }

@@ -59,65 +59,44 @@ func (s *source) Folders(ctx context.Context) ([]connector.Folder, error) {
 	return out, nil
 }
 
-// List yields a folder's items, all of them or (with a cursor, the item delta link) those changed
-// since. A delta link the service no longer knows starts a full listing: the watermarks keep it
-// from copying anything twice.
+// List yields a folder's items, all of them or (with a cursor, the delta link) those changed
+// since: full-fidelity items for an Exchange target, messages with their state for a MIME one.
 func (s *source) List(ctx context.Context, f connector.Folder, c connector.Cursor) (iter.Seq2[connector.Object, error], func() connector.Cursor) {
 	s.mu.Lock()
 	id := s.ids[f.Path]
 	s.order[f.Path] = nil
 	s.mu.Unlock()
 	if s.mime() {
-		return s.listMessages(ctx, f, id, c)
-	}
-	var next func() string
-	seq := func(yield func(connector.Object, error) bool) {
-		if id == "" {
-			yield(connector.Object{}, fmt.Errorf("folder %q is not in the mailbox's folder list", f.Path))
-			return
-		}
-		link := string(c)
-		for attempt := 0; ; attempt++ {
-			items, nx := s.c.MailboxItemsDelta(ctx, s.mbxID, id, link)
-			next = nx
-			restart := false
-			for it, err := range items {
-				if err != nil {
-					if link != "" && attempt == 0 && (graph.IsStatus(err, http.StatusGone) || graph.IsStatus(err, http.StatusBadRequest)) {
-						restart = true
-						break
-					}
-					yield(connector.Object{}, explain(err, s.side, "list folder "+f.Path))
-					return
-				}
-				if it.Removed != nil {
-					continue
-				}
-				s.mu.Lock()
-				s.order[f.Path] = append(s.order[f.Path], it.ID)
-				s.mu.Unlock()
-				if !yield(connector.Object{ID: it.ID, Version: it.ChangeKey, Size: it.Size}, nil) {
-					return
-				}
+		// Graph gives no MIME size in a listing, so the Message-ID is left out: the engine then
+		// identifies each new message by its content hash and exact size, which it reads first.
+		return listDelta(ctx, s, f, id, c, func(link string) (func(func(graph.Message, error) bool), func() string) {
+			return s.c.MessagesDelta(ctx, s.user, id, link)
+		}, func(m graph.Message) (connector.Object, bool) {
+			o := connector.Object{ID: m.ID, Version: m.ChangeKey, Flags: imapFlags(m)}
+			if m.ReceivedDateTime != nil {
+				o.Date = *m.ReceivedDateTime
 			}
-			if !restart {
-				return
-			}
-			link = ""
-		}
+			return o, m.Removed == nil
+		})
 	}
-	return seq, func() connector.Cursor {
-		if next == nil {
-			return ""
+	return listDelta(ctx, s, f, id, c, func(link string) (func(func(graph.MailboxItem, error) bool), func() string) {
+		return s.c.MailboxItemsDelta(ctx, s.mbxID, id, link)
+	}, func(it graph.MailboxItem) (connector.Object, bool) {
+		if it.Removed != nil {
+			return connector.Object{}, false
 		}
-		return connector.Cursor(next())
-	}
+		s.mu.Lock()
+		s.order[f.Path] = append(s.order[f.Path], it.ID) // the export batches follow this order
+		s.mu.Unlock()
+		return connector.Object{ID: it.ID, Version: it.ChangeKey, Size: it.Size}, true
+	})
 }
 
-// listMessages lists a mail folder's messages with their state, for a MIME target. Graph gives
-// no MIME size in a listing, so the Message-ID is left out: the engine then identifies each new
-// message by its content hash and exact size, which it reads first.
-func (s *source) listMessages(ctx context.Context, f connector.Folder, id string, c connector.Cursor) (iter.Seq2[connector.Object, error], func() connector.Cursor) {
+// listDelta runs a delta query from the cursor and yields the objects that object makes of its
+// entries (skipping those it rejects: removals). A delta link the service no longer knows starts
+// a full listing: the watermarks keep it from copying anything twice.
+func listDelta[T any](ctx context.Context, s *source, f connector.Folder, id string, c connector.Cursor,
+	query func(link string) (func(func(T, error) bool), func() string), object func(T) (connector.Object, bool)) (iter.Seq2[connector.Object, error], func() connector.Cursor) {
 	var next func() string
 	seq := func(yield func(connector.Object, error) bool) {
 		if id == "" {
@@ -126,10 +105,10 @@ func (s *source) listMessages(ctx context.Context, f connector.Folder, id string
 		}
 		link := string(c)
 		for attempt := 0; ; attempt++ {
-			msgs, nx := s.c.MessagesDelta(ctx, s.user, id, link)
+			entries, nx := query(link)
 			next = nx
 			restart := false
-			for m, err := range msgs {
+			for e, err := range entries {
 				if err != nil {
 					if link != "" && attempt == 0 && (graph.IsStatus(err, http.StatusGone) || graph.IsStatus(err, http.StatusBadRequest)) {
 						restart = true
@@ -138,14 +117,7 @@ func (s *source) listMessages(ctx context.Context, f connector.Folder, id string
 					yield(connector.Object{}, explain(err, s.side, "list folder "+f.Path))
 					return
 				}
-				if m.Removed != nil {
-					continue
-				}
-				o := connector.Object{ID: m.ID, Version: m.ChangeKey, Flags: imapFlags(m)}
-				if m.ReceivedDateTime != nil {
-					o.Date = *m.ReceivedDateTime
-				}
-				if !yield(o, nil) {
+				if o, ok := object(e); ok && !yield(o, nil) {
 					return
 				}
 			}

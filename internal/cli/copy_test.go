@@ -53,32 +53,10 @@ func seed(t *testing.T, c *imapclient.Client, folders []string, n int) {
 // contents lists every message of every folder as "folder hash flags date".
 func contents(t *testing.T, c *imapclient.Client) []string {
 	t.Helper()
-	boxes, err := c.List("", "*", nil).Collect()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for _, b := range boxes {
-		sd, err := c.Select(b.Mailbox, &goimap.SelectOptions{ReadOnly: true}).Wait()
-		if err != nil || sd.NumMessages == 0 {
-			continue
-		}
-		msgs, err := c.Fetch(goimap.SeqSet{goimap.SeqRange{Start: 1, Stop: 0}}, &goimap.FetchOptions{Flags: true, InternalDate: true,
-			BodySection: []*goimap.FetchItemBodySection{{Peek: true}}}).Collect()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range msgs {
-			h := sha256.Sum256(m.BodySection[0].Bytes)
-			var fl []string
-			for _, f := range m.Flags {
-				if f != `\Recent` {
-					fl = append(fl, string(f))
-				}
-			}
-			sort.Strings(fl)
-			out = append(out, fmt.Sprintf("%s %s %v %s", b.Mailbox, hex.EncodeToString(h[:8]), fl, m.InternalDate.UTC().Format(time.RFC3339)))
-		}
+	for _, m := range dovecot.Messages(t, c) {
+		h := sha256.Sum256(m.Body)
+		out = append(out, fmt.Sprintf("%s %s %v %s", m.Mailbox, hex.EncodeToString(h[:8]), m.Flags, m.Date.Format(time.RFC3339)))
 	}
 	sort.Strings(out)
 	return out

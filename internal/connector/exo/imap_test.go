@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/ferry-migrate/ferry/internal/connector"
@@ -58,30 +57,9 @@ func exchangeMail(t *testing.T, c *graph.Client, user string) []string {
 // imapMail is every message of every folder of a Dovecot user.
 func imapMail(t *testing.T, c *imapclient.Client) []string {
 	t.Helper()
-	boxes, err := c.List("", "*", nil).Collect()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for _, b := range boxes {
-		sd, err := c.Select(b.Mailbox, &goimap.SelectOptions{ReadOnly: true}).Wait()
-		if err != nil || sd.NumMessages == 0 {
-			continue
-		}
-		msgs, err := c.Fetch(goimap.SeqSet{goimap.SeqRange{Start: 1, Stop: 0}}, &goimap.FetchOptions{Flags: true, InternalDate: true,
-			BodySection: []*goimap.FetchItemBodySection{{Peek: true}}}).Collect()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range msgs {
-			var flags []string
-			for _, f := range m.Flags {
-				if f != `\Recent` {
-					flags = append(flags, string(f))
-				}
-			}
-			out = append(out, state(m.BodySection[0].Bytes, flags, m.InternalDate))
-		}
+	for _, m := range dovecot.Messages(t, c) {
+		out = append(out, state(m.Body, m.Flags, m.Date))
 	}
 	slices.Sort(out)
 	return out

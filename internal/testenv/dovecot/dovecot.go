@@ -17,10 +17,12 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 )
 
@@ -224,6 +226,46 @@ func (s *Server) Dial(t testing.TB, user string) *imapclient.Client {
 		t.Fatalf("sign in as %s: %v", user, err)
 	}
 	return c
+}
+
+// Message is one message as the server holds it.
+type Message struct {
+	Mailbox string
+	Body    []byte
+	Flags   []string // sorted, without \Recent
+	Date    time.Time
+}
+
+// Messages reads every message of every mailbox through a session, mailbox by mailbox.
+func Messages(t testing.TB, c *imapclient.Client) []Message {
+	t.Helper()
+	boxes, err := c.List("", "*", nil).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Message
+	for _, b := range boxes {
+		sd, err := c.Select(b.Mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+		if err != nil || sd.NumMessages == 0 {
+			continue
+		}
+		msgs, err := c.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, &imap.FetchOptions{Flags: true, InternalDate: true,
+			BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			var fl []string
+			for _, f := range m.Flags {
+				if f != `\Recent` {
+					fl = append(fl, string(f))
+				}
+			}
+			sort.Strings(fl)
+			out = append(out, Message{Mailbox: b.Mailbox, Body: m.BodySection[0].Bytes, Flags: fl, Date: m.InternalDate.UTC()})
+		}
+	}
+	return out
 }
 
 // Maildir returns the maildir root of a user.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,13 +18,13 @@ import (
 	"github.com/ferry-migrate/ferry/internal/api/client"
 	"github.com/ferry-migrate/ferry/internal/auth"
 	_ "github.com/ferry-migrate/ferry/internal/connector/memory"
-	"github.com/ferry-migrate/ferry/internal/engine"
 	"github.com/ferry-migrate/ferry/internal/model"
 	"github.com/ferry-migrate/ferry/internal/store"
 	"github.com/ferry-migrate/ferry/internal/store/storetest"
+	"github.com/ferry-migrate/ferry/internal/testenv/server"
 )
 
-const adminPassword = "Admin-Password-For-Tests-1"
+const adminPassword = server.AdminPassword
 
 type env struct {
 	srv   *httptest.Server
@@ -33,50 +32,20 @@ type env struct {
 	st    *store.Store
 	admin *client.Client
 	db    storetest.DB
+	stack *server.Stack
 }
 
 func newEnv(t testing.TB) *env { return newEnvOn(t, storetest.SQLite(t)) }
 
 func newEnvOn(t testing.TB, db storetest.DB) *env {
 	t.Helper()
-	ctx := context.Background()
-	st := db.Open(t)
-	au := auth.New(st)
-	if _, err := au.Bootstrap(ctx, adminPassword); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng, err := engine.New(ctx, st, engine.Config{Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	a := api.New(st, au, eng, log)
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(func() {
-		srv.Close()
-		eng.Shutdown(context.Background())
-		st.Close()
-	})
-	e := &env{srv: srv, api: a, st: st, db: db}
-	e.admin = e.tokenFor(t, "admin", adminPassword)
-	return e
+	s := server.Start(t, db, nil)
+	return &env{srv: s.Srv, api: s.API, st: s.Store, admin: s.Admin, db: db, stack: s}
 }
 
 // tokenFor signs in with a password and returns a client using a fresh API token.
 func (e *env) tokenFor(t testing.TB, user, pw string) *client.Client {
-	t.Helper()
-	c := client.New(e.srv.URL, "")
-	if err := c.Login(context.Background(), user, pw); err != nil {
-		t.Fatalf("login %s: %v", user, err)
-	}
-	var out struct{ Token string }
-	if err := c.Do(context.Background(), "POST", "/api/v1/tokens", map[string]string{"name": "test"}, &out); err != nil {
-		t.Fatal(err)
-	}
-	return client.New(e.srv.URL, out.Token)
+	return e.stack.TokenFor(t, user, pw)
 }
 
 // project creates two memory endpoints (the source with a password) and a project.

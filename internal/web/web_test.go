@@ -18,14 +18,14 @@ import (
 	"github.com/ferry-migrate/ferry/internal/auth"
 	_ "github.com/ferry-migrate/ferry/internal/connector/exo"
 	_ "github.com/ferry-migrate/ferry/internal/connector/memory"
-	"github.com/ferry-migrate/ferry/internal/engine"
 	"github.com/ferry-migrate/ferry/internal/m365sim"
 	"github.com/ferry-migrate/ferry/internal/store"
 	"github.com/ferry-migrate/ferry/internal/store/storetest"
+	"github.com/ferry-migrate/ferry/internal/testenv/server"
 	"github.com/ferry-migrate/ferry/internal/web"
 )
 
-const adminPassword = "Admin-Password-For-Tests-1"
+const adminPassword = server.AdminPassword
 
 type env struct {
 	srv   *httptest.Server
@@ -37,43 +37,15 @@ func newEnv(t testing.TB) *env { return newEnvOn(t, storetest.SQLite(t)) }
 
 func newEnvOn(t testing.TB, db storetest.DB) *env {
 	t.Helper()
-	ctx := context.Background()
-	st := db.Open(t)
-	au := auth.New(st)
-	if _, err := au.Bootstrap(ctx, adminPassword); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng, err := engine.New(ctx, st, engine.Config{Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	a := api.New(st, au, eng, log)
-	con, err := web.New(a.Handler(), au, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	con.Register(a.Mux())
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(func() {
-		srv.Close()
-		eng.Shutdown(context.Background())
-		st.Close()
+	s := server.Start(t, db, func(a *api.Server, au *auth.Service, log *slog.Logger) error {
+		con, err := web.New(a.Handler(), au, log)
+		if err != nil {
+			return err
+		}
+		con.Register(a.Mux())
+		return nil
 	})
-	e := &env{srv: srv, st: st}
-	c := client.New(srv.URL, "")
-	if err := c.Login(ctx, "admin", adminPassword); err != nil {
-		t.Fatal(err)
-	}
-	var tok struct{ Token string }
-	if err := c.Do(ctx, "POST", "/api/v1/tokens", map[string]string{"name": "test"}, &tok); err != nil {
-		t.Fatal(err)
-	}
-	e.admin = client.New(srv.URL, tok.Token)
-	return e
+	return &env{srv: s.Srv, st: s.Store, admin: s.Admin}
 }
 
 // memoryProject makes two test-connector endpoints and a project named name.

@@ -1,0 +1,79 @@
+// Package server starts a whole Ferry server for a test: store, the admin user, engine and REST
+// API on a loopback listener, with an API client holding an admin token.
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/ferry-migrate/ferry/internal/api"
+	"github.com/ferry-migrate/ferry/internal/api/client"
+	"github.com/ferry-migrate/ferry/internal/auth"
+	"github.com/ferry-migrate/ferry/internal/engine"
+	"github.com/ferry-migrate/ferry/internal/store"
+	"github.com/ferry-migrate/ferry/internal/store/storetest"
+)
+
+// AdminPassword is the password of the user admin.
+const AdminPassword = "Admin-Password-For-Tests-1"
+
+// Stack is a running test server.
+type Stack struct {
+	Srv   *httptest.Server
+	API   *api.Server
+	Auth  *auth.Service
+	Store *store.Store
+	Admin *client.Client // with an admin API token
+}
+
+// Start runs a server on db until the test ends. mount, if given, adds handlers (the console)
+// beside the API before the listener opens.
+func Start(t testing.TB, db storetest.DB, mount func(a *api.Server, au *auth.Service, log *slog.Logger) error) *Stack {
+	t.Helper()
+	ctx := context.Background()
+	st := db.Open(t)
+	au := auth.New(st)
+	if _, err := au.Bootstrap(ctx, AdminPassword); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	eng, err := engine.New(ctx, st, engine.Config{Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a := api.New(st, au, eng, log)
+	if mount != nil {
+		if err := mount(a, au, log); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		eng.Shutdown(context.Background())
+		st.Close()
+	})
+	s := &Stack{Srv: srv, API: a, Auth: au, Store: st}
+	s.Admin = s.TokenFor(t, "admin", AdminPassword)
+	return s
+}
+
+// TokenFor signs in with a password and returns a client using a fresh API token.
+func (s *Stack) TokenFor(t testing.TB, user, pw string) *client.Client {
+	t.Helper()
+	c := client.New(s.Srv.URL, "")
+	if err := c.Login(context.Background(), user, pw); err != nil {
+		t.Fatalf("login %s: %v", user, err)
+	}
+	var out struct{ Token string }
+	if err := c.Do(context.Background(), "POST", "/api/v1/tokens", map[string]string{"name": "test"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	return client.New(s.Srv.URL, out.Token)
+}

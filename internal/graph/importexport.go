@@ -28,6 +28,9 @@ type MailboxItem struct {
 	Size       int64    `json:"size"`
 	Type       string   `json:"type"`
 	Categories []string `json:"categories,omitempty"`
+	// CreatedDateTime is when the item came into the mailbox: a message's arrival, the date that
+	// prestage and newer-than filters use.
+	CreatedDateTime *time.Time `json:"createdDateTime,omitempty"`
 	Removed    *struct {
 		Reason string `json:"reason"`
 	} `json:"@removed,omitempty"`

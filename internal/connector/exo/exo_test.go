@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferry-migrate/ferry/internal/connector"
 	"github.com/ferry-migrate/ferry/internal/connector/exo"
@@ -354,4 +355,41 @@ func TestFaultsLeaveExactCounts(t *testing.T) {
 		}
 	}
 	t.Logf("%d errors and %d resets injected; folders %d", errs, resets, len(res))
+}
+
+// TestPrestageByDate copies only the items older than a cutoff (prestage), then the rest in a
+// full pass, Exchange to Exchange.
+func TestPrestageByDate(t *testing.T) {
+	r := newRig(t)
+	// The seed's messages arrive every 37 minutes from 2025-01-06 09:00; events on 2025-01-06.
+	cutoff := time.Date(2025, 1, 6, 15, 0, 0, 0, time.UTC)
+	now := func() time.Time { return cutoff.Add(90 * 24 * time.Hour) }
+	run := func(o engine.CopyOptions) model.ItemStats {
+		t.Helper()
+		src, err := exo.Connector{}.OpenSource(ctx, connector.Side{Endpoint: r.src, Email: "user00@contoso.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst, err := exo.Connector{}.OpenTarget(ctx, connector.Side{Endpoint: r.dst, Email: "user00@fabrikam.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.ItemID, o.PassID, o.Connections, o.Now = r.item, "p", 4, now
+		stats, _, err := engine.CopyMailbox(ctx, r.st, src, dst, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return stats
+	}
+	// 09:00 + 37 min × k < 15:00 for k = 0…9: ten messages, and the three events of that morning.
+	if st := run(engine.CopyOptions{OlderThan: 90 * 24 * time.Hour}); st.Objects != 13 {
+		t.Fatalf("prestage copied %d items, want 13 (10 messages and 3 events before the cutoff)", st.Objects)
+	}
+	if st := run(engine.CopyOptions{}); st.Objects != 14 {
+		t.Fatalf("the full pass after prestage copied %d items, want the other 14 (27 in all)", st.Objects)
+	}
+	sc, dc := r.client(t, r.src, "user00@contoso.com"), r.client(t, r.dst, "user00@fabrikam.com")
+	if !mapsEqual(content(t, sc, "user00@contoso.com"), content(t, dc, "user00@fabrikam.com")) {
+		t.Error("after prestage and full pass the target differs from the source")
+	}
 }

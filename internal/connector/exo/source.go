@@ -88,7 +88,11 @@ func (s *source) List(ctx context.Context, f connector.Folder, c connector.Curso
 		s.mu.Lock()
 		s.order[f.Path] = append(s.order[f.Path], it.ID) // the export batches follow this order
 		s.mu.Unlock()
-		return connector.Object{ID: it.ID, Version: it.ChangeKey, Size: it.Size}, true
+		o := connector.Object{ID: it.ID, Version: it.ChangeKey, Size: it.Size}
+		if it.CreatedDateTime != nil {
+			o.Date = *it.CreatedDateTime
+		}
+		return o, true
 	})
 }
 

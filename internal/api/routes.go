@@ -57,6 +57,11 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/projects/{id}/stats", member, s.projectStats},
 		{"GET", "/api/v1/projects/{id}/stream", member, s.streamProject},
 		{"GET", "/api/v1/activity", member, s.activity},
+		{"GET", "/api/v1/projects/{id}/agent/tokens", member, s.listAgentTokens},
+		{"POST", "/api/v1/projects/{id}/agent/tokens", member, s.createAgentToken},
+		{"DELETE", "/api/v1/projects/{id}/agent/tokens/{token}", member, s.revokeAgentToken},
+		{"GET", "/api/v1/projects/{id}/devices", member, s.listDevices},
+		{"POST", "/api/v1/devices/{id}/revoke", member, s.revokeDevice},
 		{"GET", "/api/v1/items/{id}", member, s.getItem},
 		{"GET", "/api/v1/events", member, s.listEvents},
 	}

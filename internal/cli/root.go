@@ -70,7 +70,7 @@ func NewRoot() *cobra.Command {
 		return applyEnv(cmd)
 	}
 	root.AddCommand(serveCmd(g), workerCmd(g), loginCmd(g), tokenCmd(g), userCmd(g), endpointCmd(g), projectCmd(g), itemsCmd(g),
-		migrateCmd(g), statsCmd(g), adminCmd(g), copyCmd(g), simCmd(g), demoCmd(g))
+		migrateCmd(g), statsCmd(g), adminCmd(g), copyCmd(g), simCmd(g), demoCmd(g), agentCmd(g))
 	return root
 }
 

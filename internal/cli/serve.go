@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-migrate/ferry/internal/agentapi"
 	"github.com/ferry-migrate/ferry/internal/api"
 	"github.com/ferry-migrate/ferry/internal/auth"
 	"github.com/ferry-migrate/ferry/internal/engine"
@@ -120,6 +121,7 @@ func Serve(ctx context.Context, o ServeOptions, out interface{ Write([]byte) (in
 		return err
 	}
 	console.Register(apiSrv.Mux())
+	agentapi.New(st, au, log).Register(apiSrv.Mux())
 	srv := &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {

@@ -31,7 +31,7 @@ type MailboxItem struct {
 	// CreatedDateTime is when the item came into the mailbox: a message's arrival, the date that
 	// prestage and newer-than filters use.
 	CreatedDateTime *time.Time `json:"createdDateTime,omitempty"`
-	Removed    *struct {
+	Removed         *struct {
 		Reason string `json:"reason"`
 	} `json:"@removed,omitempty"`
 }

@@ -1,5 +1,5 @@
-// Package server starts a whole Ferry server for a test: store, the admin user, engine and REST
-// API on a loopback listener, with an API client holding an admin token.
+// Package server starts a whole Ferry server for a test: store, the admin user, engine, REST API
+// and agent protocol on a loopback listener, with an API client holding an admin token.
 package server
 
 import (
@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/ferry-migrate/ferry/internal/agentapi"
 	"github.com/ferry-migrate/ferry/internal/api"
 	"github.com/ferry-migrate/ferry/internal/api/client"
 	"github.com/ferry-migrate/ferry/internal/auth"
@@ -48,6 +49,7 @@ func Start(t testing.TB, db storetest.DB, mount func(a *api.Server, au *auth.Ser
 		t.Fatal(err)
 	}
 	a := api.New(st, au, eng, log)
+	agentapi.New(st, au, log).Register(a.Mux())
 	if mount != nil {
 		if err := mount(a, au, log); err != nil {
 			t.Fatal(err)

@@ -1,0 +1,59 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/ferry-migrate/ferry/internal/agentapi"
+	"github.com/ferry-migrate/ferry/internal/api"
+	"github.com/ferry-migrate/ferry/internal/model"
+)
+
+// TestAgentCommands creates an enrolment token with the CLI, enrols a device against `ferry
+// serve`'s agent protocol, and lists and revokes with the CLI.
+func TestAgentCommands(t *testing.T) {
+	url := startServer(t, t.TempDir())
+	if code, _, errs := run(t, adminPW+"\n", "login", "--server", url, "--user", "admin", "--password-stdin"); code != 0 {
+		t.Fatalf("login: %s", errs)
+	}
+	for _, s := range [][]string{
+		{"endpoint", "add", "old", "--kind", "memory", "--host", "agent-src"},
+		{"endpoint", "add", "new", "--kind", "memory", "--host", "agent-dst"},
+		{"project", "create", "acme", "--workload", "mailbox", "--source", "old", "--target", "new"},
+	} {
+		if code, out, errs := run(t, "", s...); code != 0 {
+			t.Fatalf("%v: exit %d: %s %s", s, code, out, errs)
+		}
+	}
+	code, out, errs := run(t, "", "agent", "token", "create", "acme", "--name", "wave-1", "-o", "json")
+	var tok api.AgentTokenResponse
+	if code != 0 || json.Unmarshal([]byte(out), &tok) != nil || !strings.HasPrefix(tok.Token, "fye_") {
+		t.Fatalf("agent token create: exit %d %s %s", code, out, errs)
+	}
+	body, _ := json.Marshal(agentapi.EnrolRequest{Token: tok.Token, CompanyKey: tok.CompanyKey,
+		Device: model.DeviceFacts{Hostname: "DESK-07", OSVersion: "Windows 10 22H2", UserEmail: "bo@old.example", Software: map[string]string{"outlook": "16.0.1"}}})
+	resp, err := http.Post(url+"/agent/v1/enrol", "application/json", bytes.NewReader(body))
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("enrol against ferry serve: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	code, out, _ = run(t, "", "agent", "devices", "acme")
+	if code != 0 || !strings.Contains(out, "DESK-07") || !strings.Contains(out, "bo@old.example") || !strings.Contains(out, "outlook 16.0.1") || !strings.Contains(out, "active") {
+		t.Fatalf("agent devices: exit %d\n%s", code, out)
+	}
+	if code, out, _ = run(t, "", "agent", "token", "list", "acme"); code != 0 || !strings.Contains(out, "wave-1") || !strings.Contains(out, "active") || strings.Contains(out, tok.Token) {
+		t.Fatalf("agent token list: exit %d\n%s", code, out)
+	}
+	if code, out, _ = run(t, "", "agent", "token", "revoke", "acme", tok.Info.ID); code != 0 {
+		t.Fatalf("revoke: exit %d %s", code, out)
+	}
+	if code, out, _ = run(t, "", "agent", "token", "list", "acme"); !strings.Contains(out, "revoked/expired") {
+		t.Fatalf("after revoke: %s", out)
+	}
+	if code, _, errs = run(t, "", "agent", "devices", "nope"); code != ExitError || !strings.Contains(errs, `project "nope"`) {
+		t.Errorf("devices of a missing project: exit %d %q", code, errs)
+	}
+}

@@ -1,0 +1,54 @@
+// Command ferry-agent is the workstation agent: it enrols with the Ferry server named in
+// agent.json and reports on a schedule. This build runs in user mode on any platform; the Windows
+// service and the reconfiguration tasks come on top of the same core.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+
+	"github.com/ferry-migrate/ferry/internal/agent"
+	"github.com/ferry-migrate/ferry/internal/model"
+)
+
+func main() {
+	exe, _ := os.Executable()
+	config := flag.String("config", filepath.Join(filepath.Dir(exe), "agent.json"), "the agent.json of the agent package")
+	data := flag.String("data", defaultDataDir(), "where the agent keeps its state")
+	flag.Parse()
+	cfg, err := agent.LoadConfig(*config)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ferry-agent:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a := &agent.Agent{Config: cfg, Dir: *data, Facts: facts}
+	if err := a.Run(ctx); err != nil && ctx.Err() == nil {
+		fmt.Fprintln(os.Stderr, "ferry-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func defaultDataDir() string {
+	if dir, err := os.UserConfigDir(); err == nil {
+		return filepath.Join(dir, "ferry-agent")
+	}
+	return "ferry-agent-data"
+}
+
+// facts reports what this build knows of the workstation; the Windows tasks add product versions.
+func facts() model.DeviceFacts {
+	host, _ := os.Hostname()
+	user := os.Getenv("USERNAME")
+	if user == "" {
+		user = os.Getenv("USER")
+	}
+	return model.DeviceFacts{Hostname: host, OSVersion: runtime.GOOS + "/" + runtime.GOARCH, UserName: user}
+}

@@ -192,10 +192,14 @@ func (c *Client) send(ctx context.Context, r Request) (*http.Response, error) {
 	case string:
 		body = []byte(b)
 	default:
-		var err error
-		if body, err = json.Marshal(b); err != nil {
+		// Bodies go as they are: HTML escaping would only make mail bodies larger.
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(b); err != nil {
 			return nil, err
 		}
+		body = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 		if ct == "" {
 			ct = "application/json"
 		}

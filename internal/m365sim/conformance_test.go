@@ -60,6 +60,8 @@ var entityOf = []struct {
 	{regexp.MustCompile(`/admin/exchange/mailboxes/[^/]+/createImportSession$`), "mailboxItemImportSession"},
 	{regexp.MustCompile(`/admin/exchange/mailboxes/[^/]+/folders/[^/]+/items(/delta)?$`), "mailboxItem"},
 	{regexp.MustCompile(`/admin/exchange/mailboxes/[^/]+/folders(/[^/]+/childFolders|/delta)?$`), "mailboxFolder"},
+	{regexp.MustCompile(`/messages/[^/]+/attachments/createUploadSession$`), "uploadSession"},
+	{regexp.MustCompile(`/messages/[^/]+/attachments$`), "fileAttachment"},
 	{regexp.MustCompile(`/messages(/delta|/[^/]+)?$`), "message"},
 	{regexp.MustCompile(`/events(/[^/]+)?$`), "event"},
 	{regexp.MustCompile(`/(mailFolders|childFolders)(/[^/]+)?$`), "mailFolder"},
@@ -129,6 +131,26 @@ func TestConformanceWithMetadata(t *testing.T) {
 	}
 	c.Do(ctx, graph.Request{Method: "POST", Path: "/users/user1@contoso.com/mailFolders/inbox/messages",
 		Body: map[string]any{"subject": "j", "singleValueExtendedProperties": []graph.ExtendedProperty{{ID: graph.PropMessageFlags, Value: "1"}}}}, nil)
+
+	// A received message from its parts, with attachments small and large.
+	var to graph.Recipient
+	to.EmailAddress.Name, to.EmailAddress.Address = "Bob", "bob@contoso.com"
+	composed, err := c.CreateMessage(ctx, "user1@contoso.com", p.ID, graph.NewMessage{Subject: "Parts", Body: &graph.ItemBody{ContentType: "html", Content: "<p>hi</p>"},
+		From: &to, ToRecipients: []graph.Recipient{to}, InternetMessageID: "<parts@x>", Importance: "high", Categories: []string{"Blue"}, Flag: &graph.Flag{FlagStatus: "flagged"},
+		InternetMessageHeaders:        []graph.InternetMessageHeader{{Name: "x-origin", Value: "imap"}},
+		SingleValueExtendedProperties: []graph.ExtendedProperty{{ID: graph.PropMessageFlags, Value: "1"}, {ID: graph.PropDeliveryTime, Value: "2024-01-02T03:04:05Z"}},
+		Attachments:                   []graph.FileAttachment{graph.NewFileAttachment("a.txt", "text/plain", "", false, []byte("a"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddAttachment(ctx, "user1@contoso.com", composed.ID, graph.NewFileAttachment("b.png", "image/png", "b@x", true, []byte("png"))); err != nil {
+		t.Fatal(err)
+	}
+	large := bytes.Repeat([]byte("L"), graph.AttachmentChunk+100)
+	if err := c.AttachLarge(ctx, "user1@contoso.com", composed.ID, graph.AttachmentItem{Name: "c.bin", Size: int64(len(large))}, bytes.NewReader(large)); err != nil {
+		t.Fatal(err)
+	}
+	c.Do(ctx, graph.Request{Method: "GET", Path: "/users/user1@contoso.com/messages/" + composed.ID + "/attachments"}, nil)
 
 	// The import/export API: settings, folders, items, exportItems, createImportSession.
 	set, err := c.ExchangeSettings(ctx, "user1@contoso.com")

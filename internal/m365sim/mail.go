@@ -57,8 +57,9 @@ type message struct {
 	Sent              time.Time         `json:"sent"`
 	InternetMessageID string            `json:"internetMessageId"`
 	Subject           string            `json:"subject"`
-	Props             map[string]string `json:"props"`           // singleValueExtendedProperties by id
-	Event             *event            `json:"event,omitempty"` // set on items of calendar folders
+	Props             map[string]string `json:"props"`             // singleValueExtendedProperties by id
+	Event             *event            `json:"event,omitempty"`   // set on items of calendar folders
+	Compose           *composed         `json:"compose,omitempty"` // set on messages created from JSON
 }
 
 var wellKnown = []struct{ name, display string }{
@@ -261,27 +262,18 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request, c caller)
 			m.Sent, m.Received = d, d
 		}
 	} else {
-		var req struct {
-			Subject    string   `json:"subject"`
-			IsRead     bool     `json:"isRead"`
-			Categories []string `json:"categories"`
-			Props      []struct {
-				ID    string `json:"id"`
-				Value string `json:"value"`
-			} `json:"singleValueExtendedProperties"`
+		if len(body) > MaxMIME {
+			graphError(w, http.StatusRequestEntityTooLarge, "ErrorRequestEntityTooLarge", "The request exceeds the 4 MB limit; attach large files through upload sessions.")
+			return
 		}
+		var req messageRequest
 		if err := json.Unmarshal(body, &req); err != nil {
 			graphError(w, http.StatusBadRequest, "BadRequest", "Invalid JSON: "+err.Error())
 			return
 		}
-		m.Subject, m.IsRead, m.Categories = req.Subject, req.IsRead, req.Categories
-		m.MIME = []byte("Subject: " + req.Subject + "\r\n\r\n")
-		for _, p := range req.Props {
-			m.Props[p.ID] = p.Value
-			if strings.EqualFold(p.ID, "Integer 0x0E07") {
-				n, _ := strconv.Atoi(p.Value)
-				m.IsDraft, m.IsRead = n&8 != 0, n&1 != 0
-			}
+		if status, code, msg := m.fromJSON(req); status != 0 {
+			graphError(w, status, code, msg)
+			return
 		}
 	}
 	s.withMailbox(w, r, c, func(mb *mailbox) {

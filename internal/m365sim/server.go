@@ -30,6 +30,7 @@ type Server struct {
 	faults    *faultState
 	tokenLife time.Duration
 	sessions  map[string]importSession
+	uploads   map[string]*uploadSession
 }
 
 // Tenant is one emulated organisation.
@@ -64,6 +65,7 @@ func New() *Server {
 	s.mux.Handle("GET /v1.0/users", s.graph("User.Read.All", s.listUsers))
 	s.mux.Handle("GET /v1.0/users/{id}", s.graph("User.Read.All", s.getUser))
 	s.mailHandlers()
+	s.composeHandlers()
 	s.importHandlers()
 	s.calendarHandlers()
 	return s

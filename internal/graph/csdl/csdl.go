@@ -126,6 +126,10 @@ func (m *Metadata) check(typeName string, v any, bad *[]string) {
 			m.check(typeName, e, bad)
 		}
 	case map[string]any:
+		// A derived type names itself (a fileAttachment among a message's attachments).
+		if t, ok := x["@odata.type"].(string); ok && m.Has(local(strings.TrimPrefix(t, "#"))) {
+			typeName = local(strings.TrimPrefix(t, "#"))
+		}
 		if !m.Has(typeName) {
 			return // a primitive or enum typed value holding an object: not ours to judge
 		}

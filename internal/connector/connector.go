@@ -139,6 +139,12 @@ type Updater interface {
 	Update(ctx context.Context, dst FolderRef, ref TargetRef, o Object, body io.Reader) (TargetRef, error)
 }
 
+// Acceptor is a target that refuses some objects outright (too large, say): the engine asks it
+// before reading anything from the source, and records the refusal as the object's error.
+type Acceptor interface {
+	Accept(o Object) error
+}
+
 // Connector opens sources and targets of one endpoint kind.
 type Connector interface {
 	// Verify checks credentials and access for one side; the error says what is missing.

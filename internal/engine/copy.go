@@ -427,6 +427,11 @@ func updateObject(ctx context.Context, src connector.MailboxSource, dst connecto
 // A watermark with an empty hash means the object was found at the target, not copied.
 func copyObject(ctx context.Context, src connector.MailboxSource, dst connector.MailboxTarget, f connector.Folder, ref connector.FolderRef, obj connector.Object, claimed map[string]bool) (model.Watermark, error) {
 	w := model.Watermark{Folder: f.Path, SourceID: obj.ID, Version: obj.Version, Size: obj.Size}
+	if a, ok := dst.(connector.Acceptor); ok {
+		if err := a.Accept(obj); err != nil {
+			return w, err
+		}
+	}
 	if obj.MessageID == "" {
 		// Without a Message-ID the content itself identifies the message: hash it first. A
 		// source that could not list sizes learns the exact one on the way.

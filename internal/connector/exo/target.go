@@ -7,17 +7,21 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ferry-migrate/ferry/internal/connector"
 	"github.com/ferry-migrate/ferry/internal/graph"
 )
 
-// target writes a mailbox through import sessions, in Exchange's full-fidelity format.
+// target writes a mailbox: through import sessions in Exchange's full-fidelity format, or, for a
+// source that speaks only MIME, by creating each message from its parts (mimetarget.go).
 type target struct {
 	*mailbox
-	side connector.Side
+	side   connector.Side
+	format connector.Format
 
 	mu      sync.Mutex
 	nodes   map[string]node // path -> folder, loaded at the first EnsureFolder
@@ -25,8 +29,16 @@ type target struct {
 	session *graph.ImportSession
 }
 
-func (t *target) Formats() []connector.Format        { return []connector.Format{connector.FormatExchange} }
-func (t *target) UseFormat(f connector.Format) error { return nil }
+func (t *target) Formats() []connector.Format {
+	return []connector.Format{connector.FormatExchange, connector.FormatMIME}
+}
+
+func (t *target) UseFormat(f connector.Format) error {
+	t.format = f
+	return nil
+}
+
+func (t *target) mime() bool { return t.format == connector.FormatMIME }
 
 // A target reference carries the item's changeKey too: an update must name the version it replaces.
 func ref(id, changeKey string) connector.TargetRef {
@@ -99,7 +111,7 @@ func (t *target) Lookup(ctx context.Context, dst connector.FolderRef, o connecto
 	if !t.isMail(dst.ID) {
 		return nil, nil
 	}
-	msgs, err := t.c.MessagesWithProperty(ctx, t.user, dst.ID, StampProperty, o.ID)
+	msgs, err := t.c.MessagesWithProperty(ctx, t.user, dst.ID, StampProperty, t.stampOf(o))
 	if err != nil {
 		return nil, explain(err, t.side, "look for copies in "+dst.Path)
 	}
@@ -146,6 +158,9 @@ func (t *target) importItem(ctx context.Context, folderID, mode, data, itemID, c
 }
 
 func (t *target) Put(ctx context.Context, dst connector.FolderRef, o connector.Object, body io.Reader) (connector.TargetRef, error) {
+	if t.mime() {
+		return t.putMIME(ctx, dst, o, body)
+	}
 	data, err := io.ReadAll(body)
 	if err != nil {
 		return connector.TargetRef{}, err
@@ -162,7 +177,7 @@ func (t *target) Put(ctx context.Context, dst connector.FolderRef, o connector.O
 func (t *target) stamp(ctx context.Context, dst connector.FolderRef, o connector.Object, id, ck string) connector.TargetRef {
 	if t.isMail(dst.ID) {
 		// Stamping makes a new version; the reference must name it for a later update.
-		if m, err := t.c.SetMessageProperty(ctx, t.user, id, StampProperty, o.ID); err == nil && m.ChangeKey != "" {
+		if m, err := t.c.SetMessageProperty(ctx, t.user, id, StampProperty, t.stampOf(o)); err == nil && m.ChangeKey != "" {
 			ck = m.ChangeKey
 		}
 	}
@@ -170,7 +185,11 @@ func (t *target) stamp(ctx context.Context, dst connector.FolderRef, o connector
 }
 
 // Update replaces a copied item with the source's new version (import in update mode).
+// A MIME source's message changes only in its flags: those are set on the copy.
 func (t *target) Update(ctx context.Context, dst connector.FolderRef, r connector.TargetRef, o connector.Object, body io.Reader) (connector.TargetRef, error) {
+	if t.mime() {
+		return r, t.SetFlags(ctx, dst, r, o)
+	}
 	data, err := io.ReadAll(body)
 	if err != nil {
 		return connector.TargetRef{}, err
@@ -184,8 +203,23 @@ func (t *target) Update(ctx context.Context, dst connector.FolderRef, r connecto
 	return t.stamp(ctx, dst, o, nid, nck), nil
 }
 
-// SetFlags is not used: a changed item is imported again whole (Update).
+// SetFlags carries a MIME source's flags over: read state, follow-up flag and categories. An
+// Exchange source's changed item is imported again whole instead (Update).
 func (t *target) SetFlags(ctx context.Context, dst connector.FolderRef, r connector.TargetRef, o connector.Object) error {
+	if !t.mime() {
+		return nil
+	}
+	var st decomposed
+	st.state(time.Time{}, o.Flags)
+	flag := "notFlagged"
+	if st.msg.Flag != nil {
+		flag = st.msg.Flag.FlagStatus
+	}
+	read := slices.ContainsFunc(o.Flags, func(f string) bool { return strings.EqualFold(f, `\Seen`) })
+	id, _ := splitRef(r)
+	if err := t.c.UpdateMessage(ctx, t.user, id, read, flag, st.msg.Categories); err != nil {
+		return explain(err, t.side, "set the flags of message "+id)
+	}
 	return nil
 }
 

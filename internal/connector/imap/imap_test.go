@@ -85,16 +85,7 @@ func client(t *testing.T, s *dovecot.Server) *imapclient.Client { return s.Dial(
 
 func appendMsg(t *testing.T, c *imapclient.Client, mailbox string, body []byte, date time.Time, flags ...goimap.Flag) {
 	t.Helper()
-	cmd := c.Append(mailbox, int64(len(body)), &goimap.AppendOptions{Flags: flags, Time: date})
-	if _, err := cmd.Write(body); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cmd.Wait(); err != nil {
-		t.Fatalf("append to %s: %v", mailbox, err)
-	}
+	dovecot.Append(t, c, mailbox, body, date, flags...)
 }
 
 func create(t *testing.T, c *imapclient.Client, names ...string) {

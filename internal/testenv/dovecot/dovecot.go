@@ -268,6 +268,21 @@ func Messages(t testing.TB, c *imapclient.Client) []Message {
 	return out
 }
 
+// Append stores a message in a mailbox with its flags and internal date.
+func Append(t testing.TB, c *imapclient.Client, mailbox string, body []byte, date time.Time, flags ...imap.Flag) {
+	t.Helper()
+	cmd := c.Append(mailbox, int64(len(body)), &imap.AppendOptions{Flags: flags, Time: date})
+	if _, err := cmd.Write(body); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cmd.Wait(); err != nil {
+		t.Fatalf("append to %s: %v", mailbox, err)
+	}
+}
+
 // Maildir returns the maildir root of a user.
 func (s *Server) Maildir(user string) string { return filepath.Join(s.Dir, "home", user, "Maildir") }
 

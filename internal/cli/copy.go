@@ -53,7 +53,9 @@ Passwords may instead come from FERRY_SRC_PASSWORD / FERRY_DST_PASSWORD, or stan
 the "password" is the app's client secret, and the client id may come from FERRY_SRC_CLIENT_ID /
 FERRY_DST_CLIENT_ID. graph= points at another Graph host (the emulator, ferry sim), ca_cert= at the
 PEM certificate to trust for it. Between two m365 mailboxes items move in Exchange's full-fidelity
-format through the mailbox import/export API.
+format through the mailbox import/export API; from IMAP to m365 each message is created as a
+received message (not a draft) with its flags, categories and dates, large attachments through
+upload sessions.
 
 Exit codes: 0 everything is at the target; 3 something is missing or failed (see the table).`,
 		Example: `  ferry copy 'imap://alice@old.example/?security=tls' 'imap://alice@new.example/' --src-password-stdin <<< "$PW"

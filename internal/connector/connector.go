@@ -21,6 +21,8 @@ type Side struct {
 	Email    string
 	Login    string // defaults to Email
 	Password string // per-item password; empty means use the endpoint's admin credentials
+	// Workload is what is moved: the mailbox (the default) or its archive.
+	Workload model.Workload
 }
 
 // Folder is a mailbox folder, its path using "/" between levels whatever the server's separator.

@@ -33,6 +33,9 @@ func (e *Engine) runItem(ctx context.Context, a ItemArgs, progress func(Progress
 	if pass.ID == "" {
 		return stats, nil, connector.Classify(connector.Fatal, fmt.Errorf("pass %s not found", a.PassID))
 	}
+	if p.Workload != model.WorkloadMailbox && p.Workload != model.WorkloadArchive {
+		return stats, nil, connector.Classify(connector.Fatal, fmt.Errorf("project %s moves %s, which Ferry cannot run yet: only mailbox and archive projects run", p.Name, p.Workload))
+	}
 	src, srcConn, err := e.side(ctx, p.SourceID, it.SourceEmail, it.SourceLogin, secretOf(it, true))
 	if err != nil {
 		return stats, nil, err
@@ -41,6 +44,7 @@ func (e *Engine) runItem(ctx context.Context, a ItemArgs, progress func(Progress
 	if err != nil {
 		return stats, nil, err
 	}
+	src.Workload, dst.Workload = p.Workload, p.Workload
 	if pass.Type == model.PassVerify {
 		if err := srcConn.Verify(ctx, src); err != nil {
 			return stats, nil, connector.Classify(connector.Fatal, fmt.Errorf("source %s: %w", it.SourceEmail, err))

@@ -75,10 +75,19 @@ type Config struct {
 
 // Client calls Microsoft Graph v1.0.
 type Client struct {
-	base  string
-	cfg   Config
-	http  *http.Client
-	scope string
+	base    string
+	version string // v1.0, or beta for the few calls Ferry needs from it
+	cfg     Config
+	http    *http.Client
+	scope   string
+}
+
+// Beta returns a client for the same service that calls /beta: what archive mailboxes need
+// (their ids and redirects are documented only there). It shares budgets and tokens.
+func (c *Client) Beta() *Client {
+	b := *c
+	b.version = "beta"
+	return &b
 }
 
 // New returns a client.
@@ -102,7 +111,7 @@ func New(cfg Config) *Client {
 	if inner == nil {
 		inner = http.DefaultTransport
 	}
-	c := &Client{base: base, cfg: cfg, scope: strings.TrimRight(cfg.Cloud.GraphURL, "/") + "/.default"}
+	c := &Client{base: base, version: "v1.0", cfg: cfg, scope: strings.TrimRight(cfg.Cloud.GraphURL, "/") + "/.default"}
 	if cfg.BaseURL != "" && cfg.Cloud.GraphURL == "" {
 		c.scope = base + "/.default"
 	}
@@ -111,8 +120,28 @@ func New(cfg Config) *Client {
 	var t http.RoundTripper = &logTransport{next: inner, log: cfg.Log}
 	t = &retryTransport{next: t, c: c}
 	t = &budgetTransport{next: t, c: c}
-	c.http = &http.Client{Transport: t, Timeout: hc.Timeout}
+	c.http = &http.Client{Transport: t, Timeout: hc.Timeout, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		// Archive mailboxes redirect (308) to their auxiliary mailboxes on the same service. A
+		// redirect elsewhere is refused rather than followed with the token.
+		if len(via) >= maxRedirects {
+			return fmt.Errorf("graph: more than %d redirects from %s", maxRedirects, via[0].URL)
+		}
+		return c.trusted(req.URL.String())
+	}}
 	return c
+}
+
+// maxRedirects bounds the redirects followed for one request.
+const maxRedirects = 5
+
+// trusted refuses a URL that is not on the Graph service this client talks to.
+func (c *Client) trusted(raw string) error {
+	u, err := url.Parse(raw)
+	b, _ := url.Parse(c.base)
+	if err != nil || b == nil || u.Scheme != b.Scheme || u.Host != b.Host {
+		return fmt.Errorf("graph: refusing to follow %q, which is not on %s", raw, c.base)
+	}
+	return nil
 }
 
 // Error is Graph's error answer.
@@ -139,7 +168,7 @@ func (c *Client) url(path string) string {
 	if strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://") {
 		return path
 	}
-	return c.base + "/v1.0" + path
+	return c.base + "/" + c.version + path
 }
 
 // Request is one call.

@@ -330,3 +330,37 @@ func TestClouds(t *testing.T) {
 		t.Fatal("unknown cloud accepted")
 	}
 }
+
+// Redirects (an archive's 308s) are followed on the same service, with the token and the body
+// again; a redirect to another host is refused rather than sent the token.
+func TestRedirectsStayOnTheService(t *testing.T) {
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("the client followed a redirect to another host, with Authorization %q", r.Header.Get("Authorization"))
+	}))
+	defer other.Close()
+	var got []string
+	c, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got = append(got, r.Method+" "+r.URL.Path+" "+r.Header.Get("Authorization")+" "+string(body))
+		switch r.URL.Path {
+		case "/beta/admin/exchange/mailboxes/MBX:main/exportItems":
+			w.Header().Set("Location", "/beta/admin/exchange/mailboxes/MBX:aux/exportItems")
+			w.WriteHeader(http.StatusPermanentRedirect)
+		case "/beta/admin/exchange/mailboxes/MBX:aux/exportItems":
+			w.Write([]byte(`{"value":[{"itemId":"i1","data":"ZGF0YQ=="}]}`))
+		default:
+			w.Header().Set("Location", other.URL+"/v1.0/x")
+			w.WriteHeader(http.StatusPermanentRedirect)
+		}
+	})
+	items, err := c.Beta().ExportItems(context.Background(), "MBX:main", []string{"i1"})
+	if err != nil || len(items) != 1 || items[0].Data != "ZGF0YQ==" {
+		t.Fatalf("export through a redirect: %+v %v", items, err)
+	}
+	if len(got) != 2 || got[1] != `POST /beta/admin/exchange/mailboxes/MBX:aux/exportItems Bearer tok-123 {"ItemIds":["i1"]}` {
+		t.Fatalf("requests: %q", got)
+	}
+	if _, err := c.Do(context.Background(), Request{Method: "GET", Path: "/users/x"}, nil); err == nil || !strings.Contains(err.Error(), "which is not on") {
+		t.Fatalf("a redirect to another host: %v, want it refused", err)
+	}
+}

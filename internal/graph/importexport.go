@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -87,12 +88,54 @@ func (c *Client) ExportItems(ctx context.Context, mailboxID string, ids []string
 	if len(ids) == 0 || len(ids) > MaxExport {
 		return nil, fmt.Errorf("graph: exportItems takes 1 to %d items, got %d", MaxExport, len(ids))
 	}
+	return c.exportItems(ctx, "/admin/exchange/mailboxes/"+url.PathEscape(mailboxID)+"/exportItems", ids, 0)
+}
+
+// ErrArchiveMoved is the per-item error of exportItems for an item whose folder an
+// auto-expanding archive moved to an auxiliary mailbox; its message is the exportItems URL to use.
+const ErrArchiveMoved = "ErrorArchiveFolderMovedPermanently"
+
+// exportItems posts the ids to an exportItems URL and asks again where the service says items
+// moved, so callers see every item's data or its real error.
+func (c *Client) exportItems(ctx context.Context, path string, ids []string, depth int) ([]ExportedItem, error) {
 	var out struct {
 		Value []ExportedItem `json:"value"`
 	}
-	_, err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/admin/exchange/mailboxes/" + url.PathEscape(mailboxID) + "/exportItems",
-		Body: map[string]any{"ItemIds": ids}}, &out)
-	return out.Value, err
+	if _, err := c.Do(ctx, Request{Method: http.MethodPost, Path: path, Body: map[string]any{"ItemIds": ids}}, &out); err != nil {
+		return nil, err
+	}
+	moved := map[string][]string{} // exportItems URL -> ids
+	var order []string
+	for _, it := range out.Value {
+		if it.Error != nil && it.Error.Code == ErrArchiveMoved && depth < maxRedirects {
+			if err := c.trusted(it.Error.Message); err != nil {
+				return nil, err
+			}
+			if moved[it.Error.Message] == nil {
+				order = append(order, it.Error.Message)
+			}
+			moved[it.Error.Message] = append(moved[it.Error.Message], it.ItemID)
+		}
+	}
+	if len(order) == 0 {
+		return out.Value, nil
+	}
+	got := map[string]ExportedItem{}
+	for _, u := range order {
+		items, err := c.exportItems(ctx, u, moved[u], depth+1)
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range items {
+			got[it.ItemID] = it
+		}
+	}
+	for i, it := range out.Value {
+		if again, ok := got[it.ItemID]; ok && it.Error != nil && it.Error.Code == ErrArchiveMoved {
+			out.Value[i] = again
+		}
+	}
+	return out.Value, nil
 }
 
 // ImportSession is where exported items are uploaded; the URL carries its own authorization.
@@ -123,6 +166,24 @@ func (c *Client) ImportItem(ctx context.Context, s ImportSession, folderID, mode
 	_, err := c.Do(ctx, Request{Method: http.MethodPost, Path: s.ImportURL, Body: body, NoAuth: true}, &out)
 	return out.ItemID, out.ChangeKey, err
 }
+
+// ArchiveMailboxID returns the id of a user's main archive mailbox (inPlaceArchiveMailboxId, which
+// Graph documents in beta only), or an error saying the user has none.
+func (c *Client) ArchiveMailboxID(ctx context.Context, user string) (string, error) {
+	var s struct {
+		Archive string `json:"inPlaceArchiveMailboxId"`
+	}
+	if _, err := c.Beta().Do(ctx, Request{Method: http.MethodGet, Path: "/users/" + url.PathEscape(user) + "/settings/exchange"}, &s); err != nil {
+		return "", err
+	}
+	if s.Archive == "" {
+		return "", ErrNoArchive
+	}
+	return s.Archive, nil
+}
+
+// ErrNoArchive says a user has no archive mailbox.
+var ErrNoArchive = errors.New("the user has no archive mailbox")
 
 // CreateMailboxFolder creates a folder of a class (IPF.Note, IPF.Appointment…) at the top of a
 // mailbox (parent "") or under a folder.

@@ -53,11 +53,20 @@ func (s *Server) exchangeSettings(w http.ResponseWriter, r *http.Request, c call
 		graphError(w, http.StatusNotFound, "Request_ResourceNotFound", "Resource '"+r.PathValue("id")+"' does not exist.")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": u.ID, "primaryMailboxId": mailboxID(u.ID)})
+	v := map[string]any{"id": u.ID, "primaryMailboxId": mailboxID(u.ID)}
+	s.mu.Lock()
+	if arch := c.tenant.ArchiveOf[u.ID]; arch != "" && isBeta(r) {
+		v["inPlaceArchiveMailboxId"] = arch // documented in beta only
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, v)
 }
 
 // byMailboxID finds the mailbox behind an MBX: id; the lock must be held.
 func (s *Server) byMailboxID(t *Tenant, mbx string) *mailbox {
+	if mb := t.Archives[mbx]; mb != nil {
+		return mb
+	}
 	for _, u := range t.Users {
 		if mailboxID(u.ID) == mbx {
 			_, mb := s.mailboxOf(t, u.ID)
@@ -94,6 +103,7 @@ func (f *folder) mbxView(mb *mailbox) map[string]any {
 }
 
 func (s *Server) mbxFolders(w http.ResponseWriter, r *http.Request, c caller) {
+	base := s.BaseURL()
 	s.withMBX(w, r, c, func(mb *mailbox) {
 		parent := mb.Folders[0].ParentID
 		if fid := r.PathValue("fid"); fid != "" {
@@ -102,12 +112,15 @@ func (s *Server) mbxFolders(w http.ResponseWriter, r *http.Request, c caller) {
 				graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified folder was not found.")
 				return
 			}
+			if s.expanded(w, r, base, r.PathValue("mbx"), f) {
+				return
+			}
 			parent = f.ID
 		}
 		out := []map[string]any{}
 		for _, f := range mb.Folders {
 			if f.ParentID == parent {
-				out = append(out, f.mbxView(mb))
+				out = append(out, c.tenant.logical(f.mbxView(mb), f))
 			}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"value": out})
@@ -128,7 +141,7 @@ func (s *Server) mbxFolderDelta(w http.ResponseWriter, r *http.Request, c caller
 		out := []map[string]any{}
 		for i, f := range mb.Folders {
 			if i > since {
-				out = append(out, f.mbxView(mb))
+				out = append(out, c.tenant.logical(f.mbxView(mb), f))
 			}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"value": out, "@odata.deltaLink": base + r.URL.Path + "?$deltatoken=" + strconv.Itoa(len(mb.Folders)-1)})
@@ -149,6 +162,9 @@ func (s *Server) mbxItems(w http.ResponseWriter, r *http.Request, c caller) {
 		f := mb.folder(r.PathValue("fid"))
 		if f == nil {
 			graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified folder was not found.")
+			return
+		}
+		if s.expanded(w, r, base, r.PathValue("mbx"), f) {
 			return
 		}
 		out := []map[string]any{}
@@ -191,10 +207,18 @@ func (s *Server) exportItems(w http.ResponseWriter, r *http.Request, c caller) {
 		graphError(w, http.StatusBadRequest, "ErrorExceededMaxItemCount", "At most 20 items can be exported in one request.")
 		return
 	}
+	base := s.BaseURL()
 	s.withMBX(w, r, c, func(mb *mailbox) {
 		out := []map[string]any{}
 		for _, id := range req.ItemIDs {
 			_, m := s.findMessage(mb, id)
+			if aux := c.tenant.auxHolding(mb, id); m == nil && aux != "" {
+				// As documented: the item's folder moved to an auxiliary archive; ask there.
+				s.archiveAnswers[1]++
+				out = append(out, map[string]any{"itemId": id, "error": map[string]any{"code": "ErrorArchiveFolderMovedPermanently",
+					"message": base + "/beta/admin/exchange/mailboxes/" + aux + "/exportItems"}})
+				continue
+			}
 			if m == nil {
 				out = append(out, map[string]any{"itemId": id, "error": map[string]any{"code": "ErrorItemNotFound", "message": "The specified item was not found."}})
 				continue
@@ -272,6 +296,12 @@ func (s *Server) importItem(w http.ResponseWriter, r *http.Request) {
 	f := mb.folder(req.FolderID)
 	if f == nil {
 		graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The folder was not found.")
+		return
+	}
+	if f.Aux != "" {
+		s.archiveAnswers[2]++
+		// The documented answer carries no error code: only the mailbox the session must be for.
+		writeJSON(w, http.StatusConflict, map[string]any{"Message": "Invalid import session. The target session is expected in mailbox " + f.Aux + "."})
 		return
 	}
 	mb.Seq++

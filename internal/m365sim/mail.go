@@ -27,6 +27,8 @@ const MaxMIME = 4 << 20
 type mailbox struct {
 	Folders []*folder `json:"folders"`
 	Seq     int       `json:"seq"`
+	Owner   string    `json:"owner,omitempty"` // an archive's user
+	Aux     bool      `json:"aux,omitempty"`   // an auxiliary archive mailbox
 }
 
 type folder struct {
@@ -37,6 +39,7 @@ type folder struct {
 	Class       string     `json:"class,omitempty"` // IPF.Note when empty; IPF.Appointment, IPF.Contact, IPF.Task, IPF.StickyNote
 	Messages    []*message `json:"messages"`
 	Removed     []removal  `json:"removed,omitempty"` // for delta's @removed
+	Aux         string     `json:"aux,omitempty"`     // in a main archive: the auxiliary mailbox holding the content
 }
 
 type removal struct {
@@ -68,6 +71,14 @@ var wellKnown = []struct{ name, display string }{
 }
 
 func (s *Server) mailboxOf(t *Tenant, userID string) (*User, *mailbox) {
+	if mb := t.Archives[userID]; mb != nil {
+		// The mail API reaches an archive by its mailbox id.
+		for _, u := range t.Users {
+			if u.ID == mb.Owner {
+				return u, mb
+			}
+		}
+	}
 	id := strings.ToLower(userID)
 	for _, u := range t.Users {
 		if u.ID == id || strings.ToLower(u.UserPrincipalName) == id {
@@ -178,7 +189,7 @@ func (s *Server) listFolders(w http.ResponseWriter, r *http.Request, c caller) {
 				continue
 			}
 			if (parent == "" && f.ParentID == mb.Folders[0].ParentID) || (parent != "" && f.ParentID == parent) {
-				out = append(out, f.view(mb))
+				out = append(out, c.tenant.logical(f.view(mb), f))
 			}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"value": out})
@@ -303,8 +314,13 @@ func (s *Server) findMessage(mb *mailbox, id string) (*folder, *message) {
 
 // withMessage finds the message {mid} of the user's mailbox under the lock, answering 404 itself.
 func (s *Server) withMessage(w http.ResponseWriter, r *http.Request, c caller, fn func(mb *mailbox, f *folder, m *message)) {
+	base := s.BaseURL()
 	s.withMailbox(w, r, c, func(mb *mailbox) {
 		f, m := s.findMessage(mb, r.PathValue("mid"))
+		if aux := c.tenant.auxHolding(mb, r.PathValue("mid")); m == nil && aux != "" {
+			s.expanded(w, r, base, r.PathValue("id"), &folder{Aux: aux})
+			return
+		}
 		if m == nil {
 			graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
 			return
@@ -396,6 +412,9 @@ func (s *Server) messagesDelta(w http.ResponseWriter, r *http.Request, c caller)
 			graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified folder was not found in the store.")
 			return
 		}
+		if s.expanded(w, r, base, r.PathValue("id"), f) {
+			return
+		}
 		// The sync state is the mailbox's sequence number: everything touched after it.
 		var out []map[string]any
 		for _, m := range f.Messages {
@@ -464,6 +483,9 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, c caller) 
 		f := mb.folder(r.PathValue("fid"))
 		if f == nil {
 			graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified folder was not found in the store.")
+			return
+		}
+		if s.expanded(w, r, base, r.PathValue("id"), f) {
 			return
 		}
 		var all []*message

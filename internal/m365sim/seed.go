@@ -12,6 +12,10 @@ type Seed struct {
 	Tenants  []string // tenant names; each gets <name>.onmicrosoft.com and <name>.com
 	Users    int      // per tenant
 	Messages int      // per user, spread over Inbox, Sent Items and Archive, in the first tenant only
+	// Archives, when above zero, gives every user an archive mailbox; in the first tenant it holds
+	// that many messages per user in the folders 2019 and 2020, and the first user's 2019 has
+	// been moved to an auxiliary archive (auto-expanding archiving).
+	Archives int
 }
 
 // DefaultSeed is a source tenant with mail and an empty target tenant.
@@ -31,18 +35,21 @@ func ParseSeed(spec string) (Seed, error) {
 		switch k {
 		case "tenants":
 			sd.Tenants = strings.Split(v, "+")
-		case "users", "messages":
+		case "users", "messages", "archives":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 || n > 100000 {
 				return sd, fmt.Errorf("seed %s=%q: want a number from 0 to 100000", k, v)
 			}
-			if k == "users" {
+			switch k {
+			case "users":
 				sd.Users = n
-			} else {
+			case "messages":
 				sd.Messages = n
+			default:
+				sd.Archives = n
 			}
 		default:
-			return sd, fmt.Errorf("seed: unknown key %q (have tenants, users, messages)", k)
+			return sd, fmt.Errorf("seed: unknown key %q (have tenants, users, messages, archives)", k)
 		}
 	}
 	for _, t := range sd.Tenants {
@@ -84,25 +91,52 @@ func (s *Server) Apply(sd Seed) {
 			_, mb := s.mailboxOf(t, user.ID)
 			for m := 0; m < sd.Messages; m++ {
 				f := mb.folder([]string{"inbox", "inbox", "sentitems", "archive"}[m%4])
-				when := base.Add(time.Duration(u*sd.Messages+m) * 37 * time.Minute)
-				local := strings.Split(upn, "@")[0]
-				msg := &message{ChangeKey: 1, MIME: []byte(seedMIME(m, local, name, upn, when)), IsRead: m%3 != 0, Flag: "notFlagged", Received: when, Sent: when,
-					InternetMessageID: fmt.Sprintf("<%d.%s@%s.com>", m, local, name), Subject: fmt.Sprintf("Seeded message %d", m), Props: map[string]string{}}
-				if m%5 == 0 {
-					msg.Flag = "flagged"
-				}
-				if m%6 == 0 {
-					msg.Categories = []string{"Blue category"}
-				}
-				mb.Seq++
-				msg.ID, msg.Touched = stableID(f.ID, "msg", strconv.Itoa(mb.Seq)), mb.Seq
-				f.Messages = append(f.Messages, msg)
+				seedMessage(mb, f, m, u*sd.Messages+m, upn, name, base)
 			}
 			seedEvents(mb, upn, name, base.AddDate(0, 0, u), u)
 			s.dirty = true
 			s.mu.Unlock()
 		}
+		if sd.Archives == 0 {
+			continue
+		}
+		for u := 0; u < sd.Users; u++ {
+			upn := fmt.Sprintf("user%02d@%s.com", u, name)
+			s.AddArchive(id, upn)
+			if ti != 0 {
+				continue
+			}
+			folders := []string{s.ArchiveFolder(id, upn, "2019"), s.ArchiveFolder(id, upn, "2020")}
+			s.mu.Lock()
+			t := s.tenants[id]
+			mb := t.Archives[t.ArchiveOf[stableID(id, upn)]]
+			for m := 0; m < sd.Archives; m++ {
+				seedMessage(mb, mb.folder(folders[m%2]), 1000+m, u*sd.Archives+m, upn, name, base.AddDate(-6, 0, 0))
+			}
+			s.dirty = true
+			s.mu.Unlock()
+			if u == 0 {
+				s.Expand(id, upn, folders[0])
+			}
+		}
 	}
+}
+
+// seedMessage adds the seed's m-th message (n-th of its tenant, which spaces the dates) to a folder.
+func seedMessage(mb *mailbox, f *folder, m, n int, upn, tenant string, base time.Time) {
+	when := base.Add(time.Duration(n) * 37 * time.Minute)
+	local := strings.Split(upn, "@")[0]
+	msg := &message{ChangeKey: 1, MIME: []byte(seedMIME(m, local, tenant, upn, when)), IsRead: m%3 != 0, Flag: "notFlagged", Received: when, Sent: when,
+		InternetMessageID: fmt.Sprintf("<%d.%s@%s.com>", m, local, tenant), Subject: fmt.Sprintf("Seeded message %d", m), Props: map[string]string{}}
+	if m%5 == 0 {
+		msg.Flag = "flagged"
+	}
+	if m%6 == 0 {
+		msg.Categories = []string{"Blue category"}
+	}
+	mb.Seq++
+	msg.ID, msg.Touched = stableID(f.ID, "msg", strconv.Itoa(mb.Seq)), mb.Seq
+	f.Messages = append(f.Messages, msg)
 }
 
 // TenantID returns the id the seed gives a tenant name.

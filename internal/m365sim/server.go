@@ -31,6 +31,8 @@ type Server struct {
 	tokenLife time.Duration
 	sessions  map[string]importSession
 	uploads   map[string]*uploadSession
+	// archiveAnswers counts 308s, moved-item export errors and 409s of expanded archive folders.
+	archiveAnswers [3]int
 }
 
 // Tenant is one emulated organisation.
@@ -39,7 +41,9 @@ type Tenant struct {
 	Domains   []string            `json:"domains"`
 	Apps      map[string]*App     `json:"apps"`
 	Users     []*User             `json:"users"`
-	Mailboxes map[string]*mailbox `json:"mailboxes"` // by user id, created on first use
+	Mailboxes map[string]*mailbox `json:"mailboxes"`           // by user id, created on first use
+	ArchiveOf map[string]string   `json:"archiveOf,omitempty"` // user id -> main archive's mailbox id
+	Archives  map[string]*mailbox `json:"archives,omitempty"`  // by mailbox id: main archives and auxiliaries
 	Sent      []SentMail          `json:"sent,omitempty"`
 }
 
@@ -101,7 +105,9 @@ func (s *Server) SetTokenLifetime(d time.Duration) {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, s.versioned(r))
+}
 
 // AddTenant creates a tenant with its domains (the first is the default).
 func (s *Server) AddTenant(id string, domains ...string) *Tenant {

@@ -49,9 +49,10 @@ var (
 
 // mailbox is one side: a Graph client and the user's mailbox.
 type mailbox struct {
-	c     *graph.Client
-	user  string // the user's address, for /users/{id} calls
-	mbxID string // the import/export API's mailbox id
+	c       *graph.Client
+	user    string // the user's address (an archive's mailbox id), for /users/{id} calls
+	mbxID   string // the import/export API's mailbox id
+	archive bool
 }
 
 // open builds the Graph client of a side and finds the user's mailbox.
@@ -60,11 +61,31 @@ func open(ctx context.Context, s connector.Side) (*mailbox, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.Workload == model.WorkloadArchive {
+		id, err := archiveID(ctx, c, s)
+		if err != nil {
+			return nil, err
+		}
+		// An archive is reached by its own id, through the beta API that documents it and its
+		// redirects; the mail API's /users/{id} takes that id too.
+		return &mailbox{c: c.Beta(), user: id, mbxID: id, archive: true}, nil
+	}
 	set, err := c.ExchangeSettings(ctx, s.Email)
 	if err != nil {
 		return nil, explain(err, s, "read the mailbox settings of "+s.Email)
 	}
 	return &mailbox{c: c, user: s.Email, mbxID: set.PrimaryMailboxID}, nil
+}
+
+func archiveID(ctx context.Context, c *graph.Client, s connector.Side) (string, error) {
+	id, err := c.ArchiveMailboxID(ctx, s.Email)
+	if errors.Is(err, graph.ErrNoArchive) {
+		return "", connector.Classify(connector.Fatal, fmt.Errorf("%s has no archive mailbox: enable it in Exchange Online first", s.Email))
+	}
+	if err != nil {
+		return "", explain(err, s, "read the archive mailbox id of "+s.Email)
+	}
+	return id, nil
 }
 
 // Client returns a Graph client for an m365 endpoint, its budget keyed by mailbox. Settings.Host,
@@ -192,6 +213,12 @@ func (Connector) Verify(ctx context.Context, s connector.Side) error {
 	set, err := c.ExchangeSettings(ctx, s.Email)
 	if err != nil {
 		return explain(err, s, "read the mailbox settings of "+s.Email)
+	}
+	if s.Workload == model.WorkloadArchive {
+		if set.PrimaryMailboxID, err = archiveID(ctx, c, s); err != nil {
+			return err
+		}
+		c = c.Beta()
 	}
 	folders, _ := c.MailboxFolders(ctx, set.PrimaryMailboxID, "")
 	for _, err := range folders {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -23,13 +24,18 @@ type target struct {
 	side   connector.Side
 	format connector.Format
 
-	mu      sync.Mutex
-	nodes   map[string]node // path -> folder, loaded at the first EnsureFolder
-	byID    map[string]node
-	session *graph.ImportSession
+	mu       sync.Mutex
+	nodes    map[string]node // path -> folder, loaded at the first EnsureFolder
+	byID     map[string]node
+	sessions map[string]*graph.ImportSession // by mailbox id: the main one, and auxiliary archives
+	home     map[string]string               // folder id -> the auxiliary archive holding its content
 }
 
 func (t *target) Formats() []connector.Format {
+	if t.archive {
+		// Archives are written through the import/export API, which documents them.
+		return []connector.Format{connector.FormatExchange}
+	}
 	return []connector.Format{connector.FormatExchange, connector.FormatMIME}
 }
 
@@ -128,25 +134,47 @@ func (t *target) isMail(folderID string) bool {
 	return isMail(t.byID[folderID].class)
 }
 
-// importItem uploads one item, opening (or, once expired, reopening) the mailbox's import session.
+// importItem uploads one item, opening (or, once expired, reopening) an import session. A folder
+// whose content an auto-expanding archive moved is refused with 409 naming the auxiliary mailbox
+// the session must be for: the item goes again through a session there.
 func (t *target) importItem(ctx context.Context, folderID, mode, data, itemID, changeKey string) (string, string, error) {
+	t.mu.Lock()
+	mbx := t.mbxID
+	if h := t.home[folderID]; h != "" {
+		mbx = h
+	}
+	t.mu.Unlock()
 	for attempt := 0; ; attempt++ {
 		t.mu.Lock()
-		sess := t.session
+		sess := t.sessions[mbx]
 		t.mu.Unlock()
 		if sess == nil {
-			s, err := t.c.CreateImportSession(ctx, t.mbxID)
+			s, err := t.c.CreateImportSession(ctx, mbx)
 			if err != nil {
 				return "", "", explain(err, t.side, "open an import session for "+t.user)
 			}
+			sess = &s
 			t.mu.Lock()
-			t.session, sess = &s, &s
+			if t.sessions == nil {
+				t.sessions = map[string]*graph.ImportSession{}
+			}
+			t.sessions[mbx] = sess
 			t.mu.Unlock()
 		}
 		id, ck, err := t.c.ImportItem(ctx, *sess, folderID, mode, data, itemID, changeKey)
-		if err != nil && attempt == 0 && graph.IsStatus(err, http.StatusUnauthorized) {
+		if err != nil && attempt < 2 && graph.IsStatus(err, http.StatusUnauthorized) {
 			t.mu.Lock()
-			t.session = nil
+			delete(t.sessions, mbx)
+			t.mu.Unlock()
+			continue
+		}
+		if aux := sessionMailbox.FindStringSubmatch(errText(err)); aux != nil && attempt < 2 && graph.IsStatus(err, http.StatusConflict) && aux[1] != mbx {
+			mbx = aux[1]
+			t.mu.Lock()
+			if t.home == nil {
+				t.home = map[string]string{}
+			}
+			t.home[folderID] = mbx
 			t.mu.Unlock()
 			continue
 		}
@@ -155,6 +183,16 @@ func (t *target) importItem(ctx context.Context, folderID, mode, data, itemID, c
 		}
 		return id, ck, nil
 	}
+}
+
+// sessionMailbox finds the mailbox an import must go through in Exchange's 409 answer.
+var sessionMailbox = regexp.MustCompile(`session is expected in mailbox (MBX:[^\s"]+?)\.?["\s}]`)
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error() + " "
 }
 
 func (t *target) Put(ctx context.Context, dst connector.FolderRef, o connector.Object, body io.Reader) (connector.TargetRef, error) {

@@ -47,7 +47,7 @@ changed and never duplicates. The state (watermarks, cursors) is kept in --state
 
 SRC and DST are URLs:
   imap://USER:PASSWORD@HOST:PORT/?security=tls|starttls|none&auth=plain|login|xoauth2&insecure_skip_verify=1
-  m365://TENANT/USER@DOMAIN?client_id=APP&cloud=global|usgov|usgovdod|china&graph=URL&ca_cert=FILE
+  m365://TENANT/USER@DOMAIN?client_id=APP&cloud=global|usgov|usgovdod|china&graph=URL&ca_cert=FILE&mailbox=primary|archive
 Passwords may instead come from FERRY_SRC_PASSWORD / FERRY_DST_PASSWORD, or standard input
 (--src-password-stdin, --dst-password-stdin; with both, the source's is the first line). For m365
 the "password" is the app's client secret, and the client id may come from FERRY_SRC_CLIENT_ID /
@@ -84,6 +84,7 @@ Exit codes: 0 everything is at the target; 3 something is missing or failed (see
 type endpointURL struct {
 	kind     model.EndpointKind
 	settings model.EndpointSettings
+	workload model.Workload // m365: the mailbox, or its archive (?mailbox=archive)
 	user     string
 	password string
 	hasPW    bool
@@ -154,10 +155,18 @@ func parseM365URL(u *url.URL, what string) (endpointURL, error) {
 	q := u.Query()
 	for k := range q {
 		switch k {
-		case "client_id", "cloud", "graph", "ca_cert":
+		case "client_id", "cloud", "graph", "ca_cert", "mailbox":
 		default:
-			return e, fmt.Errorf("%s: unknown option %q (have client_id, cloud, graph, ca_cert)", what, k)
+			return e, fmt.Errorf("%s: unknown option %q (have client_id, cloud, graph, ca_cert, mailbox)", what, k)
 		}
+	}
+	switch q.Get("mailbox") {
+	case "", "primary":
+		e.workload = model.WorkloadMailbox
+	case "archive":
+		e.workload = model.WorkloadArchive
+	default:
+		return e, fmt.Errorf("%s: mailbox=%q: want primary or archive", what, q.Get("mailbox"))
 	}
 	e.settings.ClientID, e.settings.Cloud, e.settings.Host = q.Get("client_id"), q.Get("cloud"), q.Get("graph")
 	if e.settings.ClientID == "" {
@@ -192,7 +201,7 @@ func redactPW(raw string) string {
 
 func (e endpointURL) side() connector.Side {
 	if e.kind == model.KindM365 {
-		return connector.Side{Endpoint: model.Endpoint{Name: e.settings.Tenant, Kind: e.kind, Settings: e.settings, Secret: &model.EndpointSecret{ClientSecret: e.password}}, Email: e.user, Login: e.user}
+		return connector.Side{Endpoint: model.Endpoint{Name: e.settings.Tenant, Kind: e.kind, Settings: e.settings, Secret: &model.EndpointSecret{ClientSecret: e.password}}, Email: e.user, Login: e.user, Workload: e.workload}
 	}
 	return connector.Side{Endpoint: model.Endpoint{Kind: e.kind, Settings: e.settings}, Email: e.user, Login: e.user, Password: e.password}
 }

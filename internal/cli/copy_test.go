@@ -228,7 +228,7 @@ func TestCopyM365(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready, done := make(chan string, 1), make(chan error, 1)
 	go func() {
-		done <- RunSim(ctx, SimOptions{Listen: "127.0.0.1:0", State: state, Seed: "users=2,messages=16", Ready: func(u string) { ready <- u }}, io.Discard)
+		done <- RunSim(ctx, SimOptions{Listen: "127.0.0.1:0", State: state, Seed: "users=2,messages=16,archives=12", Ready: func(u string) { ready <- u }}, io.Discard)
 	}()
 	defer func() {
 		cancel()
@@ -256,6 +256,11 @@ func TestCopyM365(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "0 messages copied") {
 		t.Fatalf("second copy: exit %d\n%s", code, out)
 	}
+	// The archive, by its own id (the seed gives each user 12 archived messages).
+	code, out, errs = run(t, "", "copy", m365("contoso", "user01")+"&mailbox=archive", m365("fabrikam", "user01")+"&mailbox=archive", "--state", filepath.Join(dir, "archive.db"))
+	if code != 0 || !strings.Contains(out, "12 messages copied") || !strings.Contains(out, "RECONCILED") {
+		t.Fatalf("archive copy: exit %d\n%s\n%s", code, out, errs)
+	}
 	for _, c := range []struct {
 		args []string
 		env  string
@@ -265,6 +270,7 @@ func TestCopyM365(t *testing.T) {
 		{[]string{"copy", "m365://contoso.onmicrosoft.com/", m365("fabrikam", "user01")}, "", "want m365://TENANT/USER@DOMAIN", ExitUsage},
 		{[]string{"copy", strings.Replace(m365("contoso", "user01"), "client_id="+m365sim.SeedClientID, "client_id=", 1), m365("fabrikam", "user01")}, "", "no client id", ExitUsage},
 		{[]string{"copy", m365("contoso", "user01") + "&cloud=mars", m365("fabrikam", "user01")}, "", `unknown cloud "mars"`, ExitUsage},
+		{[]string{"copy", m365("contoso", "user01") + "&mailbox=vault", m365("fabrikam", "user01")}, "", `mailbox="vault": want primary or archive`, ExitUsage},
 		{[]string{"copy", m365("contoso", "user01"), m365("fabrikam", "user01")}, "FERRY_DST_PASSWORD", "no dst client secret", ExitUsage},
 		{[]string{"copy", m365("contoso", "nobody"), m365("fabrikam", "user01"), "--state", filepath.Join(dir, "x.db")}, "", "mailbox nobody@contoso.com does not exist in tenant contoso.onmicrosoft.com", ExitError},
 	} {

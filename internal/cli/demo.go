@@ -52,6 +52,9 @@ verify, then a full pass. Everything lives in --data; running the demo again pic
 // demoProject is the project the demo sets up.
 const demoProject = "contoso-to-fabrikam"
 
+// demoArchiveProject moves the same users' archive mailboxes.
+const demoArchiveProject = "contoso-to-fabrikam-archives"
+
 // RunDemo runs the emulator and the server until ctx ends.
 func RunDemo(ctx context.Context, o DemoOptions, out io.Writer) error {
 	if err := os.MkdirAll(o.Data, 0o700); err != nil {
@@ -93,9 +96,10 @@ func RunDemo(ctx context.Context, o DemoOptions, out io.Writer) error {
 		fmt.Fprintf(out, `Ferry demo
   console     %s   (user admin, password %s)
   emulator    %s   tenants contoso.onmicrosoft.com and fabrikam.onmicrosoft.com
-  project     %s: 10 mailboxes, user00…user09@contoso.com to @fabrikam.com
-Open the console, open the project and press Verify, then Full pass. Ctrl-C stops; state stays in %s.
-`, base, pw, sim, demoProject, o.Data)
+  projects    %s: 10 mailboxes, user00…user09@contoso.com to @fabrikam.com
+              %s: their archive mailboxes
+Open the console, open a project and press Verify, then Full pass. Ctrl-C stops; state stays in %s.
+`, base, pw, sim, demoProject, demoArchiveProject, o.Data)
 		if o.Ready != nil {
 			o.Ready(base, pw)
 		}
@@ -149,16 +153,21 @@ func demoSetup(ctx context.Context, base, pw, sim, caFile string) error {
 			return fmt.Errorf("create endpoint %s: %w", tenant, err)
 		}
 	}
-	err = c.Do(ctx, "POST", "/api/v1/projects", map[string]any{"name": demoProject, "workload": "mailbox", "source": "contoso", "target": "fabrikam",
-		"options": map[string]any{"max_concurrent": 5}}, nil)
-	if err != nil && client.StatusOf(err) != 409 {
-		return fmt.Errorf("create project: %w", err)
-	}
 	var csv strings.Builder
 	csv.WriteString("source_email,target_email\n")
 	for u := 0; u < m365sim.DefaultSeed.Users; u++ {
 		fmt.Fprintf(&csv, "user%02d@contoso.com,user%02d@fabrikam.com\n", u, u)
 	}
-	var res struct{ Created int }
-	return c.Upload(ctx, "POST", "/api/v1/projects/"+demoProject+"/items/import", "text/csv", strings.NewReader(csv.String()), &res)
+	for name, workload := range map[string]string{demoProject: "mailbox", demoArchiveProject: "archive"} {
+		err = c.Do(ctx, "POST", "/api/v1/projects", map[string]any{"name": name, "workload": workload, "source": "contoso", "target": "fabrikam",
+			"options": map[string]any{"max_concurrent": 5}}, nil)
+		if err != nil && client.StatusOf(err) != 409 {
+			return fmt.Errorf("create project %s: %w", name, err)
+		}
+		var res struct{ Created int }
+		if err := c.Upload(ctx, "POST", "/api/v1/projects/"+name+"/items/import", "text/csv", strings.NewReader(csv.String()), &res); err != nil {
+			return fmt.Errorf("import the items of %s: %w", name, err)
+		}
+	}
+	return nil
 }

@@ -47,15 +47,15 @@ func TestDemo(t *testing.T) {
 	}
 	c, stop := start()
 	ctx := context.Background()
-	pass := func(typ string) api.StatsResponse {
+	passOf := func(project, typ string) api.StatsResponse {
 		t.Helper()
-		if err := c.Do(ctx, "POST", "/api/v1/projects/"+demoProject+"/passes", map[string]string{"type": typ}, nil); err != nil {
+		if err := c.Do(ctx, "POST", "/api/v1/projects/"+project+"/passes", map[string]string{"type": typ}, nil); err != nil {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
 			var s api.StatsResponse
-			if err := c.Do(ctx, "GET", "/api/v1/projects/"+demoProject+"/stats", nil, &s); err != nil {
+			if err := c.Do(ctx, "GET", "/api/v1/projects/"+project+"/stats", nil, &s); err != nil {
 				t.Fatal(err)
 			}
 			if s.Counts[model.StatusQueued]+s.Counts[model.StatusRunning] == 0 {
@@ -67,6 +67,7 @@ func TestDemo(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	pass := func(typ string) api.StatsResponse { t.Helper(); return passOf(demoProject, typ) }
 	if s := pass("verify"); s.Counts[model.StatusCompleted] != 10 {
 		t.Fatalf("verify: %v; %v", s.Counts, firstError(s))
 	}
@@ -91,6 +92,10 @@ func TestDemo(t *testing.T) {
 	// The delta links make the second pass list nothing at all: no item was copied or even looked at.
 	if last := item.Runs[0].Stats; last.Objects != 0 || last.Skipped != 0 || last.Errors != 0 || item.Runs[0].Status != model.StatusCompleted {
 		t.Errorf("the second full pass of %s: %s %+v, want Completed with nothing copied or listed", item.Item.SourceEmail, item.Runs[0].Status, last)
+	}
+	// The archives, the first one auto-expanded.
+	if s := passOf(demoArchiveProject, "full"); s.Counts[model.StatusCompleted] != 10 || s.Total.Objects != 120 || s.Total.Errors != 0 {
+		t.Errorf("archive pass: %v, %d objects, %d errors, want 10 Completed with 120 objects (12 each); %v", s.Counts, s.Total.Objects, s.Total.Errors, firstError(s))
 	}
 	stop()
 

@@ -19,9 +19,10 @@ type Seed struct {
 }
 
 // DefaultSeed is a source tenant with mail and an empty target tenant.
-var DefaultSeed = Seed{Tenants: []string{"contoso", "fabrikam"}, Users: 10, Messages: 20}
+var DefaultSeed = Seed{Tenants: []string{"contoso", "fabrikam"}, Users: 10, Messages: 20, Archives: 12}
 
-// ParseSeed reads "tenants=contoso+fabrikam,users=10,messages=20"; missing keys keep defaults.
+// ParseSeed reads "tenants=contoso+fabrikam,users=10,messages=20,archives=12"; missing keys keep
+// defaults.
 func ParseSeed(spec string) (Seed, error) {
 	sd := DefaultSeed
 	if strings.TrimSpace(spec) == "" {

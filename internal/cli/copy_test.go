@@ -249,7 +249,7 @@ func TestCopyM365(t *testing.T) {
 	t.Setenv("FERRY_DST_PASSWORD", m365sim.SeedSecret("fabrikam"))
 	copyState := filepath.Join(dir, "copy.db")
 	code, out, errs := run(t, "", "copy", m365("contoso", "user01"), m365("fabrikam", "user01"), "--state", copyState)
-	if code != 0 || !strings.Contains(out, "19 messages copied") || !strings.Contains(out, "RECONCILED") {
+	if code != 0 || !strings.Contains(out, "24 messages copied") || !strings.Contains(out, "RECONCILED") {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errs)
 	}
 	code, out, _ = run(t, "", "copy", m365("contoso", "user01"), m365("fabrikam", "user01"), "--state", copyState)

@@ -72,8 +72,8 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("verify: %v; %v", s.Counts, firstError(s))
 	}
 	s := pass("full")
-	if s.Counts[model.StatusCompleted] != 10 || s.Total.Objects != 230 || s.Total.Errors != 0 {
-		t.Fatalf("full pass: %v, %d objects, %d errors, want 10 Completed with 230 objects (20 messages and 3 events each); %v", s.Counts, s.Total.Objects, s.Total.Errors, firstError(s))
+	if s.Counts[model.StatusCompleted] != 10 || s.Total.Objects != 280 || s.Total.Errors != 0 {
+		t.Fatalf("full pass: %v, %d objects, %d errors, want 10 Completed with 280 objects (20 messages, 3 events, 3 contacts and 2 tasks each); %v", s.Counts, s.Total.Objects, s.Total.Errors, firstError(s))
 	}
 	var item api.ItemDetail
 	if err := c.Do(ctx, "GET", "/api/v1/items/"+s.Items[0].ID, nil, &item); err != nil {
@@ -83,8 +83,8 @@ func TestDemo(t *testing.T) {
 		t.Errorf("the item's latest run has no per-folder results: %s", item.Runs[0].Folders)
 	}
 	// Item statistics add up over passes: a second full pass adds nothing.
-	if s := pass("full"); s.Total.Objects != 230 || s.Counts[model.StatusCompleted] != 10 {
-		t.Errorf("after a second full pass: %d objects in all, counts %v; want still 230 and all Completed", s.Total.Objects, s.Counts)
+	if s := pass("full"); s.Total.Objects != 280 || s.Counts[model.StatusCompleted] != 10 {
+		t.Errorf("after a second full pass: %d objects in all, counts %v; want still 280 and all Completed", s.Total.Objects, s.Counts)
 	}
 	if err := c.Do(ctx, "GET", "/api/v1/items/"+s.Items[0].ID, nil, &item); err != nil {
 		t.Fatal(err)

@@ -27,6 +27,86 @@ type event struct {
 	Attendees  []attendee  `json:"attendees,omitempty"`
 	Recurrence *recurrence `json:"recurrence,omitempty"`
 	ICalUID    string      `json:"iCalUId"`
+	// What the calendar API can write besides; kept for the JSON path's round trip.
+	Body            *itemBody `json:"body,omitempty"`
+	Categories      []string  `json:"categories,omitempty"`
+	ShowAs          string    `json:"showAs,omitempty"`
+	Importance      string    `json:"importance,omitempty"`
+	Sensitivity     string    `json:"sensitivity,omitempty"`
+	IsReminderOn    bool      `json:"isReminderOn,omitempty"`
+	ReminderMinutes int       `json:"reminderMinutesBeforeStart,omitempty"`
+}
+
+type itemBody struct {
+	ContentType string `json:"contentType"`
+	Content     string `json:"content"`
+}
+
+// eventKind lists what a client may write on an event.
+var eventKind = kind{"IPF.Appointment", "event", []string{"subject", "body", "start", "end", "isAllDay", "location", "attendees", "recurrence",
+	"categories", "showAs", "importance", "sensitivity", "isReminderOn", "reminderMinutesBeforeStart"}}
+
+// eventRequest is the JSON of a created or updated event.
+type eventRequest struct {
+	Subject  *string     `json:"subject"`
+	Body     *itemBody   `json:"body"`
+	Start    *dateTimeTZ `json:"start"`
+	End      *dateTimeTZ `json:"end"`
+	IsAllDay *bool       `json:"isAllDay"`
+	Location *struct {
+		DisplayName string `json:"displayName"`
+	} `json:"location"`
+	Attendees       *[]attendee `json:"attendees"`
+	Recurrence      *recurrence `json:"recurrence"`
+	Categories      *[]string   `json:"categories"`
+	ShowAs          *string     `json:"showAs"`
+	Importance      *string     `json:"importance"`
+	Sensitivity     *string     `json:"sensitivity"`
+	IsReminderOn    *bool       `json:"isReminderOn"`
+	ReminderMinutes *int        `json:"reminderMinutesBeforeStart"`
+}
+
+// apply writes the request's fields onto the event.
+func (q eventRequest) apply(e *event) {
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&e.Subject, q.Subject)
+	set(&e.ShowAs, q.ShowAs)
+	set(&e.Importance, q.Importance)
+	set(&e.Sensitivity, q.Sensitivity)
+	if q.Body != nil {
+		e.Body = q.Body
+	}
+	if q.Start != nil {
+		e.Start = *q.Start
+	}
+	if q.End != nil {
+		e.End = *q.End
+	}
+	if q.IsAllDay != nil {
+		e.IsAllDay = *q.IsAllDay
+	}
+	if q.Location != nil {
+		e.Location = q.Location.DisplayName
+	}
+	if q.Attendees != nil {
+		e.Attendees = *q.Attendees
+	}
+	if q.Recurrence != nil {
+		e.Recurrence = q.Recurrence
+	}
+	if q.Categories != nil {
+		e.Categories = *q.Categories
+	}
+	if q.IsReminderOn != nil {
+		e.IsReminderOn = *q.IsReminderOn
+	}
+	if q.ReminderMinutes != nil {
+		e.ReminderMinutes = *q.ReminderMinutes
+	}
 }
 
 type dateTimeTZ struct {
@@ -107,7 +187,21 @@ func (m *message) eventView() map[string]any {
 	} else {
 		v["recurrence"] = nil
 	}
+	body := itemBody{ContentType: "text"}
+	if e.Body != nil {
+		body = *e.Body
+	}
+	v["body"], v["categories"], v["isReminderOn"], v["reminderMinutesBeforeStart"] = body, nonNil(e.Categories), e.IsReminderOn, e.ReminderMinutes
+	v["showAs"], v["importance"], v["sensitivity"] = or(e.ShowAs, "busy"), or(e.Importance, "normal"), or(e.Sensitivity, "normal")
+	v["createdDateTime"] = m.Received.UTC().Format(time.RFC3339)
 	return v
+}
+
+func or(s, dflt string) string {
+	if s == "" {
+		return dflt
+	}
+	return s
 }
 
 // listEvents lists the events of every calendar folder of the user.
@@ -125,31 +219,130 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, c caller) {
 	})
 }
 
-// createEvent adds an event to the default calendar. As in Exchange, an event created with
-// attendees sends them meeting requests.
+// createEvent adds an event to a calendar (the default one without {fid}). As in Exchange, an
+// event created with attendees sends them meeting requests.
 func (s *Server) createEvent(w http.ResponseWriter, r *http.Request, c caller) {
+	body, err := readBody(w, r)
+	if err != nil {
+		return
+	}
+	_, props, err := eventKind.parse(body)
+	var q eventRequest
+	if err == nil {
+		err = json.Unmarshal(body, &q)
+	}
+	if err != nil {
+		graphError(w, http.StatusBadRequest, "BadRequest", err.Error())
+		return
+	}
 	var e event
-	if err := json.NewDecoder(r.Body).Decode(&e); err != nil || strings.TrimSpace(e.Subject) == "" || e.Start.DateTime == "" || e.End.DateTime == "" {
+	q.apply(&e)
+	if strings.TrimSpace(e.Subject) == "" || e.Start.DateTime == "" || e.End.DateTime == "" {
 		graphError(w, http.StatusBadRequest, "ErrorInvalidRequest", "An event needs a subject, a start and an end.")
 		return
 	}
 	s.withMailbox(w, r, c, func(mb *mailbox) {
 		u, _ := s.mailboxOf(c.tenant, r.PathValue("id"))
 		cal := mb.folder("calendar")
+		if fid := r.PathValue("fid"); fid != "" {
+			if cal = mb.folder(fid); cal == nil || cal.Class != "IPF.Appointment" {
+				graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified calendar was not found.")
+				return
+			}
+		}
 		mb.Seq++
 		e.Organizer = u.UserPrincipalName
 		m := &message{ID: stableID(cal.ID, "event", strconv.Itoa(mb.Seq)), ChangeKey: 1, Touched: mb.Seq, Subject: e.Subject, Received: s.now(), Sent: s.now(),
 			Flag: "notFlagged", Props: map[string]string{}, Event: &e}
+		for _, p := range props {
+			m.Props[p.ID] = p.Value
+		}
 		e.ICalUID = "040000008200E00074C5B7101A82E008" + stableID(m.ID, "ical")
 		cal.Messages = append(cal.Messages, m)
-		if len(e.Attendees) > 0 {
-			var to []string
-			for _, a := range e.Attendees {
-				to = append(to, a.EmailAddress.Address)
-			}
-			c.tenant.Sent = append(c.tenant.Sent, SentMail{From: u.UserPrincipalName, To: to, Subject: e.Subject, Kind: "meetingRequest", At: s.now()})
-		}
+		c.tenant.invite(u, e)
 		writeJSON(w, http.StatusCreated, m.eventView())
+	})
+}
+
+// invite records the meeting requests an event with attendees sends.
+func (t *Tenant) invite(u *User, e event) {
+	if len(e.Attendees) == 0 {
+		return
+	}
+	var to []string
+	for _, a := range e.Attendees {
+		to = append(to, a.EmailAddress.Address)
+	}
+	t.Sent = append(t.Sent, SentMail{From: u.UserPrincipalName, To: to, Subject: e.Subject, Kind: "meetingRequest", At: time.Now()})
+}
+
+// calendarEvents lists one calendar's events, paged, filterable by an extended property.
+func (s *Server) calendarEvents(w http.ResponseWriter, r *http.Request, c caller) {
+	match, ok := propFilter(w, r)
+	if !ok {
+		return
+	}
+	top, skip, err := paging(r)
+	if err != nil {
+		graphError(w, http.StatusBadRequest, "BadRequest", err.Error())
+		return
+	}
+	base := s.BaseURL()
+	s.withKindFolder(w, r, c, eventKind, func(_ *mailbox, f *folder) {
+		var all []*message
+		for _, m := range f.Messages {
+			if m.Event != nil && match(m) {
+				all = append(all, m)
+			}
+		}
+		writePage(w, r, base, len(all), top, skip, func(i int) map[string]any { return all[i].eventView() })
+	})
+}
+
+func (s *Server) withEvent(w http.ResponseWriter, r *http.Request, c caller, fn func(mb *mailbox, m *message)) {
+	s.withMailbox(w, r, c, func(mb *mailbox) {
+		_, m := s.findMessage(mb, r.PathValue("mid"))
+		if m == nil || m.Event == nil {
+			graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.")
+			return
+		}
+		fn(mb, m)
+	})
+}
+
+func (s *Server) getEvent(w http.ResponseWriter, r *http.Request, c caller) {
+	s.withEvent(w, r, c, func(_ *mailbox, m *message) { writeJSON(w, http.StatusOK, m.eventView()) })
+}
+
+// updateEvent PATCHes an event; attendees added by the update are invited, as in Exchange.
+func (s *Server) updateEvent(w http.ResponseWriter, r *http.Request, c caller) {
+	body, err := readBody(w, r)
+	if err != nil {
+		return
+	}
+	_, props, err := eventKind.parse(body)
+	var q eventRequest
+	if err == nil {
+		err = json.Unmarshal(body, &q)
+	}
+	if err != nil {
+		graphError(w, http.StatusBadRequest, "BadRequest", err.Error())
+		return
+	}
+	s.withEvent(w, r, c, func(mb *mailbox, m *message) {
+		before := len(m.Event.Attendees)
+		q.apply(m.Event)
+		m.Subject = m.Event.Subject
+		for _, p := range props {
+			m.Props[p.ID] = p.Value
+		}
+		if q.Attendees != nil && len(*q.Attendees) > before {
+			u, _ := s.mailboxOf(c.tenant, r.PathValue("id"))
+			c.tenant.invite(u, *m.Event)
+		}
+		mb.Seq++
+		m.ChangeKey, m.Touched = m.ChangeKey+1, mb.Seq
+		writeJSON(w, http.StatusOK, m.eventView())
 	})
 }
 

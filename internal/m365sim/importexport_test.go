@@ -130,8 +130,8 @@ func TestExportImportRoundTrip(t *testing.T) {
 		}
 		nf++
 	}
-	if nf != 7 {
-		t.Fatalf("folder delta of a new mailbox: %d folders, want the 7 well-known ones (six of mail and the calendar)", nf)
+	if nf != 9 {
+		t.Fatalf("folder delta of a new mailbox: %d folders, want the 9 well-known ones (six of mail, the calendar, contacts and tasks)", nf)
 	}
 	if _, err := dc.CreateMailFolder(ctx, "ann@fabrikam.com", "inbox", "Clients"); err != nil {
 		t.Fatal(err)

@@ -63,11 +63,12 @@ type message struct {
 	Props             map[string]string `json:"props"`             // singleValueExtendedProperties by id
 	Event             *event            `json:"event,omitempty"`   // set on items of calendar folders
 	Compose           *composed         `json:"compose,omitempty"` // set on messages created from JSON
+	Fields            map[string]any    `json:"fields,omitempty"`  // a contact's or task's properties
 }
 
 var wellKnown = []struct{ name, display string }{
 	{"inbox", "Inbox"}, {"sentitems", "Sent Items"}, {"drafts", "Drafts"}, {"deleteditems", "Deleted Items"},
-	{"junkemail", "Junk Email"}, {"archive", "Archive"}, {"calendar", "Calendar"},
+	{"junkemail", "Junk Email"}, {"archive", "Archive"}, {"calendar", "Calendar"}, {"contacts", "Contacts"}, {"tasks", "Tasks"},
 }
 
 func (s *Server) mailboxOf(t *Tenant, userID string) (*User, *mailbox) {
@@ -90,9 +91,7 @@ func (s *Server) mailboxOf(t *Tenant, userID string) (*User, *mailbox) {
 				mb = &mailbox{}
 				for _, wk := range wellKnown {
 					f := &folder{ID: stableID(u.ID, "folder", wk.name), DisplayName: wk.display, WellKnown: wk.name, ParentID: stableID(u.ID, "root")}
-					if wk.name == "calendar" {
-						f.Class = "IPF.Appointment"
-					}
+					f.Class = map[string]string{"calendar": "IPF.Appointment", "contacts": "IPF.Contact", "tasks": "IPF.Task"}[wk.name]
 					mb.Folders = append(mb.Folders, f)
 				}
 				t.Mailboxes[u.ID] = mb
@@ -448,6 +447,34 @@ var (
 	imidFilterRE = regexp.MustCompile(`^internetMessageId eq '((?:[^']|'')*)'$`)
 )
 
+// propFilter reads the $filter forms the emulator understands on items: an extended property's
+// value, or internetMessageId. Without $filter everything matches; a form it does not know is
+// answered 400 (ok false).
+func propFilter(w http.ResponseWriter, r *http.Request) (match func(*message) bool, ok bool) {
+	f := strings.TrimSpace(r.URL.Query().Get("$filter"))
+	if f == "" {
+		return func(*message) bool { return true }, true
+	}
+	unq := func(v string) string { return strings.ReplaceAll(v, "''", "'") }
+	if m := propFilterRE.FindStringSubmatch(f); m != nil && m[1] == m[2] && m[1] == m[4] {
+		id, val := unq(m[3]), unq(m[5])
+		return func(msg *message) bool {
+			for k, v := range msg.Props {
+				if strings.EqualFold(k, id) && v == val {
+					return true
+				}
+			}
+			return false
+		}, true
+	}
+	if m := imidFilterRE.FindStringSubmatch(f); m != nil {
+		id := unq(m[1])
+		return func(msg *message) bool { return msg.InternetMessageID == id }, true
+	}
+	graphError(w, http.StatusBadRequest, "ErrorInvalidUrlQueryFilter", "The emulator supports $filter on singleValueExtendedProperties/any(ep: ep/id eq '…' and ep/value eq '…') and internetMessageId eq '…'.")
+	return nil, false
+}
+
 // listMessages lists a folder's messages, paged, optionally filtered by an extended property's
 // value or by internetMessageId; $expand=singleValueExtendedProperties returns the properties.
 func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, c caller) {
@@ -456,26 +483,9 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, c caller) 
 		graphError(w, http.StatusBadRequest, "BadRequest", err.Error())
 		return
 	}
-	match := func(*message) bool { return true }
-	if f := strings.TrimSpace(r.URL.Query().Get("$filter")); f != "" {
-		unq := func(v string) string { return strings.ReplaceAll(v, "''", "'") }
-		if m := propFilterRE.FindStringSubmatch(f); m != nil && m[1] == m[2] && m[1] == m[4] {
-			id, val := unq(m[3]), unq(m[5])
-			match = func(msg *message) bool {
-				for k, v := range msg.Props {
-					if strings.EqualFold(k, id) && v == val {
-						return true
-					}
-				}
-				return false
-			}
-		} else if m := imidFilterRE.FindStringSubmatch(f); m != nil {
-			id := unq(m[1])
-			match = func(msg *message) bool { return msg.InternetMessageID == id }
-		} else {
-			graphError(w, http.StatusBadRequest, "ErrorInvalidUrlQueryFilter", "The emulator supports $filter on singleValueExtendedProperties/any(ep: ep/id eq '…' and ep/value eq '…') and internetMessageId eq '…'.")
-			return
-		}
+	match, ok := propFilter(w, r)
+	if !ok {
+		return
 	}
 	expand := strings.Contains(r.URL.Query().Get("$expand"), "singleValueExtendedProperties")
 	base := s.BaseURL()

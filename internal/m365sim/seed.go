@@ -95,6 +95,7 @@ func (s *Server) Apply(sd Seed) {
 				seedMessage(mb, f, m, u*sd.Messages+m, upn, name, base)
 			}
 			seedEvents(mb, upn, name, base.AddDate(0, 0, u), u)
+			seedContactsAndTasks(mb, name, base.AddDate(0, 0, u))
 			s.dirty = true
 			s.mu.Unlock()
 		}
@@ -160,4 +161,26 @@ func seedMIME(m int, local, tenant, upn string, when time.Time) string {
 			"bW9udGgsdG90YWwKamFudWFyeSwxMjAwCmZlYnJ1YXJ5LDEzNTAK\r\n--mix--\r\n"
 	}
 	return head + fmt.Sprintf("Content-Type: text/plain; charset=utf-8\r\n\r\nHello %s, this is message %d.\r\n", upn, m)
+}
+
+// seedContactsAndTasks puts three contacts and two To Do tasks in a seeded user's mailbox.
+func seedContactsAndTasks(mb *mailbox, tenant string, day time.Time) {
+	add := func(f *folder, subject string, fields map[string]any) {
+		mb.Seq++
+		f.Messages = append(f.Messages, &message{ID: stableID(f.ID, "item", strconv.Itoa(mb.Seq)), ChangeKey: 1, Touched: mb.Seq, Subject: subject,
+			Received: day, Sent: day, Flag: "notFlagged", Props: map[string]string{}, Fields: fields})
+	}
+	contacts := mb.folder("contacts")
+	for i, n := range []string{"Ana Lima", "Bo Chen", "Chidi Okafor"} {
+		given, sur, _ := strings.Cut(n, " ")
+		add(contacts, n, map[string]any{"displayName": n, "givenName": given, "surname": sur, "companyName": "Partner " + strconv.Itoa(i),
+			"emailAddresses": []any{map[string]any{"name": n, "address": strings.ToLower(given) + "@partner" + strconv.Itoa(i) + ".example"}},
+			"businessPhones": []any{"+1 555 010" + strconv.Itoa(i)}, "categories": []any{}})
+	}
+	tasks := mb.folder("tasks")
+	add(tasks, "Send the "+tenant+" budget", map[string]any{"title": "Send the " + tenant + " budget", "status": "notStarted", "importance": "high",
+		"body": map[string]any{"contentType": "text", "content": "Figures from finance first."},
+		"dueDateTime": map[string]any{"dateTime": day.AddDate(0, 0, 7).Format("2006-01-02T15:04:05.0000000"), "timeZone": "UTC"}, "categories": []any{}})
+	add(tasks, "Book the offsite", map[string]any{"title": "Book the offsite", "status": "completed", "importance": "normal",
+		"completedDateTime": map[string]any{"dateTime": day.Format("2006-01-02T15:04:05.0000000"), "timeZone": "UTC"}, "categories": []any{}})
 }

@@ -70,6 +70,7 @@ func New() *Server {
 	s.mux.Handle("GET /v1.0/users/{id}", s.graph("User.Read.All", s.getUser))
 	s.mailHandlers()
 	s.composeHandlers()
+	s.itemHandlers()
 	s.importHandlers()
 	s.calendarHandlers()
 	return s

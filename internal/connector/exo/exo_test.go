@@ -178,8 +178,8 @@ func TestExchangeToExchange(t *testing.T) {
 	want := content(t, sc, "user00@contoso.com")
 
 	stats, res := r.copyOnce(t)
-	if stats.Objects != 30 {
-		t.Errorf("first pass copied %d objects, want 30 (24 seeded messages, 3 in Projects/Q1 ∕ 2026, 3 events)", stats.Objects)
+	if stats.Objects != 35 {
+		t.Errorf("first pass copied %d objects, want 35 (24 seeded messages, 3 in Projects/Q1 ∕ 2026, 3 events, 3 contacts, 2 tasks)", stats.Objects)
 	}
 	for _, f := range res {
 		if !f.Reconciled || f.SourceCount != f.TargetCount {
@@ -381,12 +381,13 @@ func TestPrestageByDate(t *testing.T) {
 		}
 		return stats
 	}
-	// 09:00 + 37 min × k < 15:00 for k = 0…9: ten messages, and the three events of that morning.
-	if st := run(engine.CopyOptions{OlderThan: 90 * 24 * time.Hour}); st.Objects != 13 {
-		t.Fatalf("prestage copied %d items, want 13 (10 messages and 3 events before the cutoff)", st.Objects)
+	// 09:00 + 37 min × k < 15:00 for k = 0…9: ten messages, and the events, contacts and tasks of
+	// that morning.
+	if st := run(engine.CopyOptions{OlderThan: 90 * 24 * time.Hour}); st.Objects != 18 {
+		t.Fatalf("prestage copied %d items, want 18 (10 messages, 3 events, 3 contacts and 2 tasks before the cutoff)", st.Objects)
 	}
 	if st := run(engine.CopyOptions{}); st.Objects != 14 {
-		t.Fatalf("the full pass after prestage copied %d items, want the other 14 (27 in all)", st.Objects)
+		t.Fatalf("the full pass after prestage copied %d items, want the other 14 (32 in all)", st.Objects)
 	}
 	sc, dc := r.client(t, r.src, "user00@contoso.com"), r.client(t, r.dst, "user00@fabrikam.com")
 	if !mapsEqual(content(t, sc, "user00@contoso.com"), content(t, dc, "user00@fabrikam.com")) {

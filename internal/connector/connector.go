@@ -97,6 +97,9 @@ const (
 	// FormatExchange is Exchange's full-fidelity item format, from exportItems to an import
 	// session: every item type and property, calendar items without sending invitations.
 	FormatExchange Format = "exchange"
+	// FormatItems is Microsoft 365's workload APIs, where the import/export API is not offered:
+	// mail as MIME, calendar items, contacts and tasks as their Graph JSON.
+	FormatItems Format = "items"
 )
 
 // Formats is implemented by sources and targets that speak more than MIME.

@@ -64,6 +64,11 @@ var entityOf = []struct {
 	{regexp.MustCompile(`/messages/[^/]+/attachments$`), "fileAttachment"},
 	{regexp.MustCompile(`/messages(/delta|/[^/]+)?$`), "message"},
 	{regexp.MustCompile(`/events(/[^/]+)?$`), "event"},
+	{regexp.MustCompile(`/calendars$`), "calendar"},
+	{regexp.MustCompile(`/contactFolders$`), "contactFolder"},
+	{regexp.MustCompile(`/contacts(/[^/]+)?$`), "contact"},
+	{regexp.MustCompile(`/todo/lists$`), "todoTaskList"},
+	{regexp.MustCompile(`/tasks(/[^/]+)?$`), "todoTask"},
 	{regexp.MustCompile(`/(mailFolders|childFolders)(/[^/]+)?$`), "mailFolder"},
 	{regexp.MustCompile(`^/v1\.0/users(/[^/]+)?$`), "user"},
 }
@@ -90,9 +95,10 @@ func TestConformanceWithMetadata(t *testing.T) {
 		t.Fatalf("the checker accepted a misspelt property: %v", bad)
 	}
 
+	const stamp0 = "String {00020329-0000-0000-C000-000000000046} Name FerrySourceId"
 	r := newRig(t)
 	r.sim.AddApp("11111111-1111-1111-1111-111111111111", "app-all", "a", nil, "Mail.ReadWrite", "User.Read.All",
-		"MailboxFolder.ReadWrite.All", "MailboxItem.Read.All", "MailboxItem.ImportExport.All", "Calendars.ReadWrite")
+		"MailboxFolder.ReadWrite.All", "MailboxItem.Read.All", "MailboxItem.ImportExport.All", "Calendars.ReadWrite", "Contacts.ReadWrite", "Tasks.ReadWrite.All")
 	rec := &recorder{next: r.srv.Client().Transport}
 	ts, _ := r.creds.For(r.cloud, graph.AppCredential{Tenant: "contoso.onmicrosoft.com", ClientID: "app-all", ClientSecret: "a"})
 	c := graph.New(graph.Config{Cloud: r.cloud, Tokens: ts, HTTP: &http.Client{Transport: rec}})
@@ -151,6 +157,44 @@ func TestConformanceWithMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Do(ctx, graph.Request{Method: "GET", Path: "/users/user1@contoso.com/messages/" + composed.ID + "/attachments"}, nil)
+
+	// Calendars, contacts and To Do through their own APIs.
+	for _, a := range []graph.ItemAPI{graph.CalendarAPI, graph.ContactAPI, graph.TaskAPI} {
+		f, err := c.CreateItemFolder(ctx, a, "user1@contoso.com", "Migrated "+a.Name+"s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := map[string]any{"displayName": "Ann Lee", "givenName": "Ann", "emailAddresses": []map[string]string{{"name": "Ann", "address": "ann@x.example"}},
+			"singleValueExtendedProperties": []graph.ExtendedProperty{{ID: stamp0, Value: "s"}}}
+		switch a.Name {
+		case "event":
+			body = map[string]any{"subject": "Review", "start": map[string]string{"dateTime": "2026-12-01T10:00:00", "timeZone": "UTC"},
+				"end": map[string]string{"dateTime": "2026-12-01T11:00:00", "timeZone": "UTC"}, "location": map[string]string{"displayName": "Room 1"},
+				"body": map[string]string{"contentType": "text", "content": "Agenda"}, "isReminderOn": true, "singleValueExtendedProperties": []graph.ExtendedProperty{{ID: stamp0, Value: "s"}}}
+		case "task":
+			body = map[string]any{"title": "File report", "status": "notStarted", "importance": "high",
+				"linkedResources": []map[string]string{{"applicationName": "Ferry", "displayName": "Migrated item", "externalId": "s"}}}
+		}
+		it, err := c.CreateItem(ctx, a, "user1@contoso.com", f.ID, body)
+		if err != nil {
+			t.Fatalf("create %s: %v", a.Name, err)
+		}
+		if _, err := c.GetItem(ctx, a, "user1@contoso.com", f.ID, it.String("id")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.UpdateItem(ctx, a, "user1@contoso.com", f.ID, it.String("id"), map[string]any{"categories": []string{"Blue"}}); err != nil {
+			t.Fatalf("update %s: %v", a.Name, err)
+		}
+		items, _ := c.Items(ctx, a, "user1@contoso.com", f.ID, "")
+		for _, err := range items {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := c.ItemFolders(ctx, a, "user1@contoso.com"); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// The import/export API: settings, folders, items, exportItems, createImportSession.
 	set, err := c.ExchangeSettings(ctx, "user1@contoso.com")

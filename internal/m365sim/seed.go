@@ -179,7 +179,7 @@ func seedContactsAndTasks(mb *mailbox, tenant string, day time.Time) {
 	}
 	tasks := mb.folder("tasks")
 	add(tasks, "Send the "+tenant+" budget", map[string]any{"title": "Send the " + tenant + " budget", "status": "notStarted", "importance": "high",
-		"body": map[string]any{"contentType": "text", "content": "Figures from finance first."},
+		"body":        map[string]any{"contentType": "text", "content": "Figures from finance first."},
 		"dueDateTime": map[string]any{"dateTime": day.AddDate(0, 0, 7).Format("2006-01-02T15:04:05.0000000"), "timeZone": "UTC"}, "categories": []any{}})
 	add(tasks, "Book the offsite", map[string]any{"title": "Book the offsite", "status": "completed", "importance": "normal",
 		"completedDateTime": map[string]any{"dateTime": day.Format("2006-01-02T15:04:05.0000000"), "timeZone": "UTC"}, "categories": []any{}})

@@ -70,6 +70,9 @@ func open(ctx context.Context, s connector.Side) (*mailbox, error) {
 		// redirects; the mail API's /users/{id} takes that id too.
 		return &mailbox{c: c.Beta(), user: id, mbxID: id, archive: true}, nil
 	}
+	if !importExportOffered(s.Endpoint.Settings) {
+		return &mailbox{c: c, user: s.Email}, nil // the workload APIs need no mailbox id
+	}
 	set, err := c.ExchangeSettings(ctx, s.Email)
 	if err != nil {
 		return nil, explain(err, s, "read the mailbox settings of "+s.Email)
@@ -209,6 +212,22 @@ func (Connector) Verify(ctx context.Context, s connector.Side) error {
 	}
 	if _, err := c.User(ctx, s.Email); err != nil {
 		return explain(err, s, "read user "+s.Email)
+	}
+	if !importExportOffered(s.Endpoint.Settings) && s.Workload != model.WorkloadArchive {
+		// No import/export API in this cloud: the workload APIs carry the mailbox.
+		folders, _ := c.MailFolders(ctx, s.Email, "")
+		for _, err := range folders {
+			if err != nil {
+				return explain(err, s, "list the mail folders of "+s.Email)
+			}
+			break
+		}
+		for _, a := range itemAPIs {
+			if _, err := c.ItemFolders(ctx, a.api, s.Email); err != nil {
+				return explain(err, s, "read the "+a.api.Name+"s of "+s.Email)
+			}
+		}
+		return nil
 	}
 	set, err := c.ExchangeSettings(ctx, s.Email)
 	if err != nil {

@@ -24,13 +24,17 @@ type source struct {
 
 	mu      sync.Mutex
 	ids     map[string]string            // folder path -> folder id
+	classes map[string]string            // folder path -> folder class
 	order   map[string][]string          // folder path -> item ids in listing order, for batched export
 	batches map[string]map[string][]byte // folder path -> the last exported batch, by item id
 }
 
 // The source reads Exchange's own format for an Exchange target, and MIME for any other.
 func (s *source) Formats() []connector.Format {
-	return []connector.Format{connector.FormatExchange, connector.FormatMIME}
+	if !importExportOffered(s.side.Endpoint.Settings) && !s.archive {
+		return []connector.Format{connector.FormatItems, connector.FormatMIME}
+	}
+	return []connector.Format{connector.FormatExchange, connector.FormatItems, connector.FormatMIME}
 }
 
 func (s *source) UseFormat(f connector.Format) error {
@@ -38,22 +42,31 @@ func (s *source) UseFormat(f connector.Format) error {
 	return nil
 }
 
-func (s *source) mime() bool { return s.format == connector.FormatMIME }
+// mime says whether mail is read as MIME (for a MIME target, or alongside the workload APIs).
+func (s *source) mime() bool {
+	return s.format == connector.FormatMIME || s.format == connector.FormatItems
+}
+
+func (s *source) items() bool { return s.format == connector.FormatItems }
 
 func (s *source) Folders(ctx context.Context) ([]connector.Folder, error) {
-	nodes, err := s.tree(ctx)
+	tree := s.tree
+	if s.items() {
+		tree = s.itemTree
+	}
+	nodes, err := tree(ctx)
 	if err != nil {
 		return nil, explain(err, s.side, "list the folders of "+s.user)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.ids = map[string]string{}
+	s.ids, s.classes = map[string]string{}, map[string]string{}
 	out := make([]connector.Folder, 0, len(nodes))
 	for _, n := range nodes {
-		if s.mime() && !isMail(n.class) {
+		if s.format == connector.FormatMIME && !isMail(n.class) {
 			continue // calendars, contacts and tasks have no MIME form
 		}
-		s.ids[n.path] = n.id
+		s.ids[n.path], s.classes[n.path] = n.id, n.class
 		out = append(out, n.folder())
 	}
 	return out, nil
@@ -65,7 +78,11 @@ func (s *source) List(ctx context.Context, f connector.Folder, c connector.Curso
 	s.mu.Lock()
 	id := s.ids[f.Path]
 	s.order[f.Path] = nil
+	class := s.classes[f.Path]
 	s.mu.Unlock()
+	if a, ok := apiOf(class); ok && s.items() {
+		return s.listItems(ctx, a, f, id)
+	}
 	if s.mime() {
 		// Graph gives no MIME size in a listing, so the Message-ID is left out: the engine then
 		// identifies each new message by its content hash and exact size, which it reads first.
@@ -168,6 +185,12 @@ func keyword(category string) string {
 // Open returns an item's full-fidelity data. Items are exported 20 at a time: the item asked for
 // and the next ones of the listing, which the engine asks for next.
 func (s *source) Open(ctx context.Context, f connector.Folder, o connector.Object) (io.ReadCloser, error) {
+	s.mu.Lock()
+	class, id := s.classes[f.Path], s.ids[f.Path]
+	s.mu.Unlock()
+	if a, ok := apiOf(class); ok && s.items() {
+		return s.openItem(ctx, a, id, o)
+	}
 	if s.mime() {
 		// Streamed as the service serves it: a message is never held whole.
 		rc, err := s.c.MessageMIME(ctx, s.user, o.ID)

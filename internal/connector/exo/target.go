@@ -32,11 +32,14 @@ type target struct {
 }
 
 func (t *target) Formats() []connector.Format {
-	if t.archive {
+	switch {
+	case t.archive:
 		// Archives are written through the import/export API, which documents them.
 		return []connector.Format{connector.FormatExchange}
+	case !importExportOffered(t.side.Endpoint.Settings):
+		return []connector.Format{connector.FormatItems, connector.FormatMIME}
 	}
-	return []connector.Format{connector.FormatExchange, connector.FormatMIME}
+	return []connector.Format{connector.FormatExchange, connector.FormatItems, connector.FormatMIME}
 }
 
 func (t *target) UseFormat(f connector.Format) error {
@@ -44,7 +47,23 @@ func (t *target) UseFormat(f connector.Format) error {
 	return nil
 }
 
-func (t *target) mime() bool { return t.format == connector.FormatMIME }
+// mime says whether mail arrives as MIME (from a MIME source, or alongside the workload APIs).
+func (t *target) mime() bool {
+	return t.format == connector.FormatMIME || t.format == connector.FormatItems
+}
+
+func (t *target) items() bool { return t.format == connector.FormatItems }
+
+// itemAPI is the workload API of a target folder that is not mail, in the items format.
+func (t *target) itemAPI(folderID string) (graph.ItemAPI, bool) {
+	if !t.items() {
+		return graph.ItemAPI{}, false
+	}
+	t.mu.Lock()
+	class := t.byID[folderID].class
+	t.mu.Unlock()
+	return apiOf(class)
+}
 
 // A target reference carries the item's changeKey too: an update must name the version it replaces.
 func ref(id, changeKey string) connector.TargetRef {
@@ -60,7 +79,11 @@ func (t *target) load(ctx context.Context) error {
 	if t.nodes != nil {
 		return nil
 	}
-	nodes, err := t.tree(ctx)
+	tree := t.tree
+	if t.items() {
+		tree = t.itemTree
+	}
+	nodes, err := tree(ctx)
 	if err != nil {
 		return explain(err, t.side, "list the folders of "+t.user)
 	}
@@ -79,6 +102,18 @@ func (t *target) EnsureFolder(ctx context.Context, f connector.Folder) (connecto
 	defer t.mu.Unlock()
 	if err := t.load(ctx); err != nil {
 		return connector.FolderRef{}, err
+	}
+	if a, ok := apiOf(f.Class); ok && t.items() {
+		if n, ok := t.nodes[strings.ToLower(f.Path)]; ok {
+			return connector.FolderRef{ID: n.id, Path: n.path}, nil
+		}
+		created, err := t.c.CreateItemFolder(ctx, a, t.user, strings.ReplaceAll(f.Path, "∕", "/"))
+		if err != nil {
+			return connector.FolderRef{}, explain(err, t.side, "create folder "+f.Path)
+		}
+		n := node{id: created.ID, path: f.Path, class: f.Class}
+		t.nodes[strings.ToLower(f.Path)], t.byID[n.id] = n, n
+		return connector.FolderRef{ID: n.id, Path: n.path}, nil
 	}
 	path := f.Path
 	if f.Role != "" {
@@ -100,11 +135,20 @@ func (t *target) EnsureFolder(ctx context.Context, f connector.Folder) (connecto
 		if class == "" {
 			class = "IPF.Note"
 		}
-		created, err := t.c.CreateMailboxFolder(ctx, t.mbxID, parent, strings.ReplaceAll(parts[i], "∕", "/"), class)
-		if err != nil {
-			return connector.FolderRef{}, explain(err, t.side, "create folder "+p)
+		var n node
+		if t.items() {
+			created, err := t.c.CreateMailFolder(ctx, t.user, parent, strings.ReplaceAll(parts[i], "∕", "/"))
+			if err != nil {
+				return connector.FolderRef{}, explain(err, t.side, "create folder "+p)
+			}
+			n = node{id: created.ID, parent: parent, path: p, class: "IPF.Note"}
+		} else {
+			created, err := t.c.CreateMailboxFolder(ctx, t.mbxID, parent, strings.ReplaceAll(parts[i], "∕", "/"), class)
+			if err != nil {
+				return connector.FolderRef{}, explain(err, t.side, "create folder "+p)
+			}
+			n = node{id: created.ID, parent: parent, path: p, class: created.Type}
 		}
-		n := node{id: created.ID, parent: parent, path: p, class: created.Type}
 		t.nodes[strings.ToLower(p)], t.byID[n.id] = n, n
 		parent = n.id
 	}
@@ -114,6 +158,9 @@ func (t *target) EnsureFolder(ctx context.Context, f connector.Folder) (connecto
 // Lookup finds the copies stamped with the source item's id. Only mail folders can be searched by
 // an extended property through Graph; elsewhere the watermarks alone prevent duplicates.
 func (t *target) Lookup(ctx context.Context, dst connector.FolderRef, o connector.Object) ([]connector.TargetRef, error) {
+	if a, ok := t.itemAPI(dst.ID); ok {
+		return t.lookupItem(ctx, a, dst, o)
+	}
 	if !t.isMail(dst.ID) {
 		return nil, nil
 	}
@@ -196,6 +243,9 @@ func errText(err error) string {
 }
 
 func (t *target) Put(ctx context.Context, dst connector.FolderRef, o connector.Object, body io.Reader) (connector.TargetRef, error) {
+	if a, ok := t.itemAPI(dst.ID); ok {
+		return t.putItem(ctx, a, dst, o, body)
+	}
 	if t.mime() {
 		return t.putMIME(ctx, dst, o, body)
 	}
@@ -225,6 +275,9 @@ func (t *target) stamp(ctx context.Context, dst connector.FolderRef, o connector
 // Update replaces a copied item with the source's new version (import in update mode).
 // A MIME source's message changes only in its flags: those are set on the copy.
 func (t *target) Update(ctx context.Context, dst connector.FolderRef, r connector.TargetRef, o connector.Object, body io.Reader) (connector.TargetRef, error) {
+	if a, ok := t.itemAPI(dst.ID); ok {
+		return t.updateItem(ctx, a, dst, r, body)
+	}
 	if t.mime() {
 		return r, t.SetFlags(ctx, dst, r, o)
 	}
@@ -276,6 +329,25 @@ func (t *target) Count(ctx context.Context, dst connector.FolderRef) (int, error
 	t.mu.Lock()
 	parent := t.byID[dst.ID].parent
 	t.mu.Unlock()
+	if a, ok := t.itemAPI(dst.ID); ok {
+		n, err := t.countItems(ctx, a, dst.ID)
+		if err != nil {
+			return 0, explain(err, t.side, "count folder "+dst.Path)
+		}
+		return n, nil
+	}
+	if t.items() {
+		folders, _ := t.c.MailFolders(ctx, t.user, parent)
+		for f, err := range folders {
+			if err != nil {
+				return 0, explain(err, t.side, "count folder "+dst.Path)
+			}
+			if f.ID == dst.ID {
+				return f.TotalItemCount, nil
+			}
+		}
+		return 0, fmt.Errorf("folder %s vanished from the target", dst.Path)
+	}
 	folders, _ := t.c.MailboxFolders(ctx, t.mbxID, parent)
 	for f, err := range folders {
 		if err != nil {

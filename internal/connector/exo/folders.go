@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/ferry-migrate/ferry/internal/connector"
+	"github.com/ferry-migrate/ferry/internal/graph"
 )
 
 // node is one folder of a mailbox's tree.
@@ -24,28 +25,40 @@ func isMail(class string) bool {
 // pathPart keeps a folder name from splitting the "/" path: Exchange allows "/" in names.
 func pathPart(name string) string { return strings.ReplaceAll(name, "/", "∕") }
 
-// tree lists every folder of the mailbox, parents before children.
+// tree lists every folder of the mailbox, parents before children, from one folder delta query
+// (a page or a few for the whole tree) instead of one listing per folder.
 func (m *mailbox) tree(ctx context.Context) ([]node, error) {
-	var out []node
-	var walk func(parent, prefix string) error
-	walk = func(parent, prefix string) error {
-		folders, _ := m.c.MailboxFolders(ctx, m.mbxID, parent)
-		var kids []node
-		for f, err := range folders {
-			if err != nil {
-				return err
-			}
-			kids = append(kids, node{id: f.ID, parent: parent, path: prefix + pathPart(f.DisplayName), class: f.Type, count: f.TotalItemCount})
+	var all []graph.MailboxFolder
+	folders, _ := m.c.MailboxFoldersDelta(ctx, m.mbxID, "")
+	for f, err := range folders {
+		if err != nil {
+			return nil, err
 		}
-		for _, k := range kids {
-			out = append(out, k)
-			if err := walk(k.id, k.path+"/"); err != nil {
-				return err
-			}
-		}
-		return nil
+		all = append(all, f)
 	}
-	return out, walk("", "")
+	known := map[string]bool{}
+	for _, f := range all {
+		known[f.ID] = true
+	}
+	kids := map[string][]graph.MailboxFolder{} // parent id ("" for the top) -> children, in the service's order
+	for _, f := range all {
+		parent := f.ParentFolderID
+		if !known[parent] {
+			parent = "" // the root folder, which the tree does not list
+		}
+		kids[parent] = append(kids[parent], f)
+	}
+	var out []node
+	var walk func(parent, prefix string)
+	walk = func(parent, prefix string) {
+		for _, f := range kids[parent] {
+			n := node{id: f.ID, parent: parent, path: prefix + pathPart(f.DisplayName), class: f.Type, count: f.TotalItemCount}
+			out = append(out, n)
+			walk(f.ID, n.path+"/")
+		}
+	}
+	walk("", "")
+	return out, nil
 }
 
 // folder turns a node into the engine's folder.

@@ -215,6 +215,8 @@ func TestDocumentedSamplesParse(t *testing.T) {
 			return strings.HasSuffix(p, "/messages") && (strings.Contains(p, "/mailFolders/") || strings.HasSuffix(p, "/me/messages") || strings.Contains(p, "/users/"))
 		}, checkAll[Message]},
 		{"subscribedSkus", func(u string) bool { return strings.HasSuffix(strings.Split(u, "?")[0], "/subscribedSkus") }, checkAll[SubscribedSku]},
+		{"drive children", func(u string) bool { return strings.HasSuffix(strings.Split(u, "?")[0], "/children") }, checkAll[DriveItem]},
+		{"permissions", func(u string) bool { return strings.HasSuffix(strings.Split(u, "?")[0], "/permissions") && strings.Contains(u, "/items/") }, checkAll[Permission]},
 	}
 	for _, k := range kinds {
 		objects := 0

@@ -472,7 +472,7 @@ func (s *Server) uploadChunk(w http.ResponseWriter, r *http.Request) {
 		graphError(w, http.StatusBadRequest, "ErrorInvalidContentRange", fmt.Sprintf("Content-Length %d does not match the range's %d bytes.", r.ContentLength, n))
 		return
 	}
-	release, retry := s.admit(throttle.Key{Tenant: sess.tenant, App: sess.app, Resource: strings.ToLower(sess.user)}, n)
+	release, retry := s.admit(throttle.Key{Tenant: sess.tenant, App: sess.app, Resource: strings.ToLower(sess.user)}, n, 1)
 	if release == nil {
 		w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+0.999)))
 		graphError(w, http.StatusTooManyRequests, "ApplicationThrottled", "Application is over its mailbox limit.")

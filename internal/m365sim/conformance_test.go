@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ferry-migrate/ferry/internal/graph"
 	"github.com/ferry-migrate/ferry/internal/graph/csdl"
@@ -61,6 +62,10 @@ var entityOf = []struct {
 	{regexp.MustCompile(`/admin/exchange/mailboxes/[^/]+/folders/[^/]+/items(/delta)?$`), "mailboxItem"},
 	{regexp.MustCompile(`/admin/exchange/mailboxes/[^/]+/folders(/[^/]+/childFolders|/delta)?$`), "mailboxFolder"},
 	{regexp.MustCompile(`/messages/[^/]+/attachments/createUploadSession$`), "uploadSession"},
+	{regexp.MustCompile(`:/createUploadSession$`), "uploadSession"},
+	{regexp.MustCompile(`/users/[^/]+/drive$`), "drive"},
+	{regexp.MustCompile(`/drives/[^/]+/(root/delta|items/[^/]+/children|items/[^/]+|items/.+:/content)$`), "driveItem"},
+	{regexp.MustCompile(`/items/[^/]+/(permissions|invite)$`), "permission"},
 	{regexp.MustCompile(`/messages/[^/]+/attachments$`), "fileAttachment"},
 	{regexp.MustCompile(`/messages(/delta|/[^/]+)?$`), "message"},
 	{regexp.MustCompile(`/events(/[^/]+)?$`), "event"},
@@ -98,7 +103,7 @@ func TestConformanceWithMetadata(t *testing.T) {
 	const stamp0 = "String {00020329-0000-0000-C000-000000000046} Name FerrySourceId"
 	r := newRig(t)
 	r.sim.AddApp("11111111-1111-1111-1111-111111111111", "app-all", "a", nil, "Mail.ReadWrite", "User.Read.All",
-		"MailboxFolder.ReadWrite.All", "MailboxItem.Read.All", "MailboxItem.ImportExport.All", "Calendars.ReadWrite", "Contacts.ReadWrite", "Tasks.ReadWrite.All")
+		"MailboxFolder.ReadWrite.All", "MailboxItem.Read.All", "MailboxItem.ImportExport.All", "Calendars.ReadWrite", "Contacts.ReadWrite", "Tasks.ReadWrite.All", "Files.ReadWrite.All")
 	rec := &recorder{next: r.srv.Client().Transport}
 	ts, _ := r.creds.For(r.cloud, graph.AppCredential{Tenant: "contoso.onmicrosoft.com", ClientID: "app-all", ClientSecret: "a"})
 	c := graph.New(graph.Config{Cloud: r.cloud, Tokens: ts, HTTP: &http.Client{Transport: rec}})
@@ -157,6 +162,41 @@ func TestConformanceWithMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Do(ctx, graph.Request{Method: "GET", Path: "/users/user1@contoso.com/messages/" + composed.ID + "/attachments"}, nil)
+
+	// OneDrive: folders, uploads small and large, delta, sharing.
+	drv, err := c.UserDrive(ctx, "user1@contoso.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var droot graph.DriveItem
+	if _, err := c.Do(ctx, graph.Request{Method: "GET", Path: "/drives/" + drv.ID + "/items/root"}, &droot); err != nil {
+		t.Fatal(err)
+	}
+	dfolder, err := c.CreateDriveFolder(ctx, drv.ID, droot.ID, "Shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dfile, err := c.UploadSmall(ctx, drv.ID, dfolder.ID, "a.txt", []byte("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	when := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := c.UploadLarge(ctx, drv.ID, dfolder.ID, "b.bin", 5, &graph.FileSystemInfo{LastModifiedDateTime: &when}, bytes.NewReader([]byte("bbbbb"))); err != nil {
+		t.Fatal(err)
+	}
+	ddelta, _ := c.DriveDelta(ctx, drv.ID, "")
+	for _, err := range ddelta {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Invite(ctx, drv.ID, dfile.ID, []string{"x@fabrikam.com"}, []string{"read"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Permissions(ctx, drv.ID, dfile.ID); err != nil {
+		t.Fatal(err)
+	}
+	c.Do(ctx, graph.Request{Method: "GET", Path: "/drives/" + drv.ID + "/items/" + dfolder.ID + "/children"}, nil)
 
 	// Calendars, contacts and To Do through their own APIs.
 	for _, a := range []graph.ItemAPI{graph.CalendarAPI, graph.ContactAPI, graph.TaskAPI} {

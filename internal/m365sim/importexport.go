@@ -283,7 +283,7 @@ func (s *Server) importItem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Imports count against the mailbox's limits like any other request of the app.
-	release, retry := s.admit(throttle.Key{Tenant: sess.tenant, App: sess.app, Resource: strings.ToLower(sess.mbx)}, requestBytes(r))
+	release, retry := s.admit(throttle.Key{Tenant: sess.tenant, App: sess.app, Resource: strings.ToLower(sess.mbx)}, requestBytes(r), 1)
 	if release == nil {
 		w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+0.999)))
 		graphError(w, http.StatusTooManyRequests, "ApplicationThrottled", "Application is over its mailbox limit.")

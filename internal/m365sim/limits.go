@@ -3,6 +3,8 @@ package m365sim
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ferry-migrate/ferry/internal/throttle"
@@ -29,10 +31,15 @@ func (s *Server) Rejected() (concurrency, requests, bytes int) {
 	return s.rejected[0], s.rejected[1], s.rejected[2]
 }
 
-func (s *Server) admit(key throttle.Key, bytes int64) (release func(), retryAfter time.Duration) {
+// admit spends cost request units of key's budget: one per request for Outlook, SharePoint's
+// resource units for drives.
+func (s *Server) admit(key throttle.Key, bytes int64, cost int) (release func(), retryAfter time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now, lim := s.now(), s.limits
+	if key.Resource == sharePoint {
+		lim = s.spLimits
+	}
 	w := s.windows[key]
 	if w == nil {
 		w = &window{}
@@ -48,7 +55,7 @@ func (s *Server) admit(key throttle.Key, bytes int64) (release func(), retryAfte
 		s.rejected[0]++
 		return nil, time.Second
 	}
-	if lim.Requests > 0 && len(w.reqs) >= lim.Requests {
+	if lim.Requests > 0 && len(w.reqs)+cost > lim.Requests && len(w.reqs) > 0 {
 		s.rejected[1]++
 		return nil, lim.Window - now.Sub(w.reqs[0])
 	}
@@ -70,7 +77,9 @@ func (s *Server) admit(key throttle.Key, bytes int64) (release func(), retryAfte
 		}
 		w.ups = append(w.ups, upload{now, bytes})
 	}
-	w.reqs = append(w.reqs, now)
+	for range cost {
+		w.reqs = append(w.reqs, now)
+	}
 	w.inFlight++
 	return func() {
 		s.mu.Lock()
@@ -88,4 +97,25 @@ func stableID(parts ...string) string {
 	}
 	x := hex.EncodeToString(h.Sum(nil))
 	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
+}
+
+// sharePoint is the budget key of OneDrive and SharePoint traffic: per app per tenant.
+const sharePoint = "sharepoint"
+
+// driveCost is what a drive request costs in SharePoint's resource units, and whether the
+// request is one (drive routes answer to SharePoint's limits, not Outlook's).
+func driveCost(r *http.Request) (int, bool) {
+	p := r.URL.Path
+	if !strings.HasPrefix(p, "/v1.0/drives/") && !strings.HasSuffix(p, "/drive") {
+		return 0, false
+	}
+	switch {
+	case strings.HasSuffix(p, "/permissions") || strings.HasSuffix(p, "/invite"):
+		return throttle.CostPermissions, true
+	case r.Method != http.MethodGet:
+		return throttle.CostWrite, true
+	case strings.HasSuffix(p, "/delta") && r.URL.Query().Get("token") == "", strings.HasSuffix(p, "/children"):
+		return throttle.CostWrite, true
+	}
+	return throttle.CostRead, true
 }

@@ -17,20 +17,22 @@ import (
 
 // Server is one listener holding several tenants.
 type Server struct {
-	mu        sync.Mutex
-	base      string
-	tenants   map[string]*Tenant // by id and by every domain
-	tokens    map[string]token
-	limits    throttle.Limits
-	windows   map[throttle.Key]*window
-	rejected  [3]int // 429s by limit: concurrency, requests, bytes
-	now       func() time.Time
-	mux       *http.ServeMux
-	dirty     bool // state changed since the last save
-	faults    *faultState
-	tokenLife time.Duration
-	sessions  map[string]importSession
-	uploads   map[string]*uploadSession
+	mu            sync.Mutex
+	base          string
+	tenants       map[string]*Tenant // by id and by every domain
+	tokens        map[string]token
+	limits        throttle.Limits
+	spLimits      throttle.Limits // per app per tenant, for drives
+	windows       map[throttle.Key]*window
+	rejected      [3]int // 429s by limit: concurrency, requests, bytes
+	now           func() time.Time
+	mux           *http.ServeMux
+	dirty         bool // state changed since the last save
+	faults        *faultState
+	tokenLife     time.Duration
+	sessions      map[string]importSession
+	uploads       map[string]*uploadSession
+	driveSessions map[string]*driveSession
 	// archiveAnswers counts 308s, moved-item export errors and 409s of expanded archive folders.
 	archiveAnswers [3]int
 }
@@ -44,6 +46,7 @@ type Tenant struct {
 	Mailboxes map[string]*mailbox `json:"mailboxes"`           // by user id, created on first use
 	ArchiveOf map[string]string   `json:"archiveOf,omitempty"` // user id -> main archive's mailbox id
 	Archives  map[string]*mailbox `json:"archives,omitempty"`  // by mailbox id: main archives and auxiliaries
+	Drives    map[string]*drive   `json:"drives,omitempty"`    // by drive id
 	Sent      []SentMail          `json:"sent,omitempty"`
 }
 
@@ -62,7 +65,7 @@ type User struct {
 
 // New returns an empty emulator enforcing Microsoft's Outlook limits per app per mailbox.
 func New() *Server {
-	s := &Server{tenants: map[string]*Tenant{}, tokens: map[string]token{}, limits: throttle.Outlook,
+	s := &Server{tenants: map[string]*Tenant{}, tokens: map[string]token{}, limits: throttle.Outlook, spLimits: throttle.SharePointTenant(1000),
 		windows: map[throttle.Key]*window{}, now: time.Now, mux: http.NewServeMux(), tokenLife: DefaultTokenLifetime}
 	s.mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.tokenEndpoint)
 	s.mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.openIDConfiguration)
@@ -71,6 +74,7 @@ func New() *Server {
 	s.mailHandlers()
 	s.composeHandlers()
 	s.itemHandlers()
+	s.driveHandlers()
 	s.importHandlers()
 	s.calendarHandlers()
 	return s
@@ -88,6 +92,14 @@ func (s *Server) BaseURL() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.base
+}
+
+// SetSharePointLimits replaces the per app per tenant limits of drive traffic.
+func (s *Server) SetSharePointLimits(l throttle.Limits) {
+	s.mu.Lock()
+	s.spLimits = l
+	s.windows = map[throttle.Key]*window{}
+	s.mu.Unlock()
 }
 
 // SetLimits replaces the per app per mailbox limits; benchmarks shrink the windows with Scale.
@@ -186,7 +198,11 @@ func (s *Server) graph(permission string, h func(w http.ResponseWriter, r *http.
 			graphError(w, http.StatusForbidden, "Authorization_RequestDenied", "Insufficient privileges to complete the operation. The app lacks "+permission+".")
 			return
 		}
-		release, retry := s.admit(throttle.Key{Tenant: c.tenant.ID, App: c.app.ClientID, Resource: resourceOf(r)}, requestBytes(r))
+		key, cost := throttle.Key{Tenant: c.tenant.ID, App: c.app.ClientID, Resource: resourceOf(r)}, 1
+		if ru, ok := driveCost(r); ok {
+			key.Resource, cost = sharePoint, ru
+		}
+		release, retry := s.admit(key, requestBytes(r), cost)
 		if release == nil {
 			w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+0.999)))
 			graphError(w, http.StatusTooManyRequests, "ApplicationThrottled", "Application is over its MailboxConcurrency or request limit.")

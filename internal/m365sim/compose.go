@@ -472,10 +472,10 @@ func (s *Server) uploadChunk(w http.ResponseWriter, r *http.Request) {
 		graphError(w, http.StatusBadRequest, "ErrorInvalidContentRange", fmt.Sprintf("Content-Length %d does not match the range's %d bytes.", r.ContentLength, n))
 		return
 	}
-	release, retry := s.admit(throttle.Key{Tenant: sess.tenant, App: sess.app, Resource: strings.ToLower(sess.user)}, n, 1)
+	key := throttle.Key{Tenant: sess.tenant, App: sess.app, Resource: strings.ToLower(sess.user)}
+	release, retry := s.admit(key, n, 1)
 	if release == nil {
-		w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+0.999)))
-		graphError(w, http.StatusTooManyRequests, "ApplicationThrottled", "Application is over its mailbox limit.")
+		s.throttled(w, key, retry)
 		return
 	}
 	defer release()

@@ -449,10 +449,10 @@ func (s *Server) driveChunk(w http.ResponseWriter, r *http.Request) {
 		graphError(w, http.StatusBadRequest, "invalidRange", "Content-Length does not match the range.")
 		return
 	}
-	release, retry := s.admit(throttle.Key{Tenant: sess.tenant, App: sess.app, Resource: sharePoint}, n, throttle.CostWrite)
+	key := throttle.Key{Tenant: sess.tenant, App: sess.app, Resource: sharePoint}
+	release, retry := s.admit(key, n, throttle.CostWrite)
 	if release == nil {
-		w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+0.999)))
-		graphError(w, http.StatusTooManyRequests, "activityLimitReached", "The app is over its limit.")
+		s.throttled(w, key, retry)
 		return
 	}
 	defer release()

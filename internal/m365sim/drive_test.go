@@ -166,6 +166,17 @@ func TestDriveByOneDrivesRules(t *testing.T) {
 	if _, err := c2.Do(ctx, graph.Request{Method: "GET", Path: "/drives/" + d.ID + "/items/" + small.ID}, nil); !graph.IsStatus(err, http.StatusTooManyRequests) {
 		t.Fatalf("the seventh resource unit in the window: %v, want 429", err)
 	}
+	tok, _ := mustTokens(t, r, "app-files", "f").Token(ctx, r.srv.URL+"/.default")
+	req, _ := http.NewRequest("GET", r.srv.URL+"/v1.0/drives/"+d.ID+"/items/"+small.ID, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := r.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("RateLimit-Limit") != "6" || resp.Header.Get("RateLimit-Remaining") != "0" || resp.Header.Get("Retry-After") == "" || resp.Header.Get("RateLimit-Reset") != resp.Header.Get("Retry-After") {
+		t.Fatalf("a throttled answer: %d, headers %v", resp.StatusCode, resp.Header)
+	}
 }
 
 func mustTokens(t *testing.T, r *rig, app, secret string) graph.TokenSource {

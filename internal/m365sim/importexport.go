@@ -283,10 +283,10 @@ func (s *Server) importItem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Imports count against the mailbox's limits like any other request of the app.
-	release, retry := s.admit(throttle.Key{Tenant: sess.tenant, App: sess.app, Resource: strings.ToLower(sess.mbx)}, requestBytes(r), 1)
+	key := throttle.Key{Tenant: sess.tenant, App: sess.app, Resource: strings.ToLower(sess.mbx)}
+	release, retry := s.admit(key, requestBytes(r), 1)
 	if release == nil {
-		w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+0.999)))
-		graphError(w, http.StatusTooManyRequests, "ApplicationThrottled", "Application is over its mailbox limit.")
+		s.throttled(w, key, retry)
 		return
 	}
 	defer release()

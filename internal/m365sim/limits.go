@@ -1,6 +1,7 @@
 package m365sim
 
 import (
+	"strconv"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
@@ -118,4 +119,20 @@ func driveCost(r *http.Request) (int, bool) {
 		return throttle.CostWrite, true
 	}
 	return throttle.CostRead, true
+}
+
+// throttled answers 429 with Retry-After and the RateLimit headers Microsoft sends with it.
+func (s *Server) throttled(w http.ResponseWriter, key throttle.Key, retry time.Duration) {
+	s.mu.Lock()
+	lim, code, msg := s.limits, "ApplicationThrottled", "Application is over its MailboxConcurrency, request or upload limit."
+	if key.Resource == sharePoint {
+		lim, code, msg = s.spLimits, "activityLimitReached", "The app is over its resource-unit or ingress limit for the tenant."
+	}
+	s.mu.Unlock()
+	secs := strconv.Itoa(int(retry.Seconds() + 0.999))
+	w.Header().Set("Retry-After", secs)
+	w.Header().Set("RateLimit-Limit", strconv.Itoa(lim.Requests))
+	w.Header().Set("RateLimit-Remaining", "0")
+	w.Header().Set("RateLimit-Reset", secs)
+	graphError(w, http.StatusTooManyRequests, code, msg)
 }

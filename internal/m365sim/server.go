@@ -204,8 +204,7 @@ func (s *Server) graph(permission string, h func(w http.ResponseWriter, r *http.
 		}
 		release, retry := s.admit(key, requestBytes(r), cost)
 		if release == nil {
-			w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+0.999)))
-			graphError(w, http.StatusTooManyRequests, "ApplicationThrottled", "Application is over its MailboxConcurrency or request limit.")
+			s.throttled(w, key, retry)
 			return
 		}
 		defer release()

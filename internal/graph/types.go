@@ -39,6 +39,42 @@ func (c *Client) User(ctx context.Context, id string) (User, error) {
 	return u, err
 }
 
+// NewUser is a user to create at the target.
+type NewUser struct {
+	AccountEnabled        bool             `json:"accountEnabled"`
+	DisplayName           string           `json:"displayName"`
+	MailNickname          string           `json:"mailNickname"`
+	UserPrincipalName     string           `json:"userPrincipalName"`
+	UsageLocation         string           `json:"usageLocation,omitempty"`
+	EmployeeID            string           `json:"employeeId,omitempty"`
+	OnPremisesImmutableID string           `json:"onPremisesImmutableId,omitempty"`
+	PasswordProfile       *PasswordProfile `json:"passwordProfile"`
+}
+
+// PasswordProfile is a new user's first password.
+type PasswordProfile struct {
+	Password                      string `json:"password"`
+	ForceChangePasswordNextSignIn bool   `json:"forceChangePasswordNextSignIn"`
+}
+
+// CreateUser creates a user.
+func (c *Client) CreateUser(ctx context.Context, u NewUser) (User, error) {
+	var out User
+	_, err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/users", Body: u}, &out)
+	return out, err
+}
+
+// AssignLicense adds licences (SKU ids) to a user and removes others, in one call.
+func (c *Client) AssignLicense(ctx context.Context, user string, add, remove []string) error {
+	adds := []map[string]any{}
+	for _, id := range add {
+		adds = append(adds, map[string]any{"skuId": id, "disabledPlans": []string{}})
+	}
+	_, err := c.Do(ctx, Request{Method: http.MethodPost, Path: "/users/" + url.PathEscape(user) + "/assignLicense",
+		Body: map[string]any{"addLicenses": adds, "removeLicenses": nonNilStrings(remove)}}, nil)
+	return err
+}
+
 // SubscribedSku is a licence the tenant owns.
 type SubscribedSku struct {
 	ID            string `json:"id"`

@@ -76,6 +76,7 @@ var entityOf = []struct {
 	{regexp.MustCompile(`/tasks(/[^/]+)?$`), "todoTask"},
 	{regexp.MustCompile(`/(mailFolders|childFolders)(/[^/]+)?$`), "mailFolder"},
 	{regexp.MustCompile(`^/v1\.0/users(/[^/]+)?$`), "user"},
+	{regexp.MustCompile(`/subscribedSkus$`), "subscribedSku"},
 }
 
 // TestConformanceWithMetadata runs the client against the emulator through a recorder, then checks
@@ -103,7 +104,7 @@ func TestConformanceWithMetadata(t *testing.T) {
 	const stamp0 = "String {00020329-0000-0000-C000-000000000046} Name FerrySourceId"
 	r := newRig(t)
 	r.sim.AddApp("11111111-1111-1111-1111-111111111111", "app-all", "a", nil, "Mail.ReadWrite", "User.Read.All",
-		"MailboxFolder.ReadWrite.All", "MailboxItem.Read.All", "MailboxItem.ImportExport.All", "Calendars.ReadWrite", "Contacts.ReadWrite", "Tasks.ReadWrite.All", "Files.ReadWrite.All")
+		"MailboxFolder.ReadWrite.All", "MailboxItem.Read.All", "MailboxItem.ImportExport.All", "Calendars.ReadWrite", "Contacts.ReadWrite", "Tasks.ReadWrite.All", "Files.ReadWrite.All", "User.ReadWrite.All", "Organization.Read.All")
 	rec := &recorder{next: r.srv.Client().Transport}
 	ts, _ := r.creds.For(r.cloud, graph.AppCredential{Tenant: "contoso.onmicrosoft.com", ClientID: "app-all", ClientSecret: "a"})
 	c := graph.New(graph.Config{Cloud: r.cloud, Tokens: ts, HTTP: &http.Client{Transport: rec}})
@@ -162,6 +163,20 @@ func TestConformanceWithMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Do(ctx, graph.Request{Method: "GET", Path: "/users/user1@contoso.com/messages/" + composed.ID + "/attachments"}, nil)
+
+	// Users and licences at a target.
+	nu, err := c.CreateUser(ctx, graph.NewUser{AccountEnabled: true, DisplayName: "New Hire", MailNickname: "newhire", UserPrincipalName: "newhire@contoso.com",
+		UsageLocation: "GB", PasswordProfile: &graph.PasswordProfile{Password: "Pa55-w0rd!x", ForceChangePasswordNextSignIn: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	skus, err := c.SubscribedSkus(ctx)
+	if err != nil || len(skus) == 0 {
+		t.Fatalf("subscribedSkus: %v %v", skus, err)
+	}
+	if err := c.AssignLicense(ctx, nu.ID, []string{skus[0].SkuID}, nil); err != nil {
+		t.Fatal(err)
+	}
 
 	// OneDrive: folders, uploads small and large, delta, sharing.
 	drv, err := c.UserDrive(ctx, "user1@contoso.com")

@@ -1,10 +1,10 @@
 package m365sim
 
 import (
-	"strconv"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 

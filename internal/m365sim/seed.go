@@ -67,7 +67,7 @@ const SeedClientID = "ferry-sim-app"
 // SeedPermissions are the application permissions of the seeded app: what a mailbox migration
 // needs, Exchange to Exchange (the import/export API) and across protocols (mail).
 var SeedPermissions = []string{"User.Read.All", "Mail.ReadWrite", "MailboxSettings.Read", PermCalendarsReadWrite,
-	PermMailboxFolderWrite, PermMailboxItemRead, PermImportExport, PermContactsReadWrite, PermTasksReadWrite, PermFilesReadWrite}
+	PermMailboxFolderWrite, PermMailboxItemRead, PermImportExport, PermContactsReadWrite, PermTasksReadWrite, PermFilesReadWrite, PermUserReadWrite, PermOrgRead}
 
 // SeedSecret is the client secret of the seeded app in a tenant. The emulator is a test tool on
 // loopback: a predictable secret keeps demos scriptable.

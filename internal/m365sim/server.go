@@ -47,20 +47,22 @@ type Tenant struct {
 	ArchiveOf map[string]string   `json:"archiveOf,omitempty"` // user id -> main archive's mailbox id
 	Archives  map[string]*mailbox `json:"archives,omitempty"`  // by mailbox id: main archives and auxiliaries
 	Drives    map[string]*drive   `json:"drives,omitempty"`    // by drive id
+	Skus      []Sku               `json:"skus,omitempty"`      // subscriptions
 	Sent      []SentMail          `json:"sent,omitempty"`
 }
 
 // User is a directory user (with a mailbox, later).
 type User struct {
-	ID                    string   `json:"id"`
-	DisplayName           string   `json:"displayName"`
-	UserPrincipalName     string   `json:"userPrincipalName"`
-	Mail                  string   `json:"mail"`
-	ProxyAddresses        []string `json:"proxyAddresses"`
-	OnPremisesImmutableID *string  `json:"onPremisesImmutableId"`
-	EmployeeID            *string  `json:"employeeId"`
-	AccountEnabled        bool     `json:"accountEnabled"`
-	UsageLocation         *string  `json:"usageLocation"`
+	ID                    string    `json:"id"`
+	DisplayName           string    `json:"displayName"`
+	UserPrincipalName     string    `json:"userPrincipalName"`
+	Mail                  string    `json:"mail"`
+	ProxyAddresses        []string  `json:"proxyAddresses"`
+	OnPremisesImmutableID *string   `json:"onPremisesImmutableId"`
+	EmployeeID            *string   `json:"employeeId"`
+	AccountEnabled        bool      `json:"accountEnabled"`
+	UsageLocation         *string   `json:"usageLocation"`
+	AssignedLicenses      []License `json:"assignedLicenses"`
 }
 
 // New returns an empty emulator enforcing Microsoft's Outlook limits per app per mailbox.
@@ -75,6 +77,7 @@ func New() *Server {
 	s.composeHandlers()
 	s.itemHandlers()
 	s.driveHandlers()
+	s.directoryHandlers()
 	s.importHandlers()
 	s.calendarHandlers()
 	return s
@@ -126,7 +129,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) AddTenant(id string, domains ...string) *Tenant {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := &Tenant{ID: id, Domains: domains, Apps: map[string]*App{}}
+	t := &Tenant{ID: id, Domains: domains, Apps: map[string]*App{}, Skus: slices.Clone(SeedSkus)}
 	s.tenants[id] = t
 	for _, d := range domains {
 		s.tenants[strings.ToLower(d)] = t
@@ -159,7 +162,7 @@ func (s *Server) AddUser(tenantID, upn, displayName string) *User {
 	defer s.mu.Unlock()
 	t := s.tenants[tenantID]
 	u := &User{ID: stableID(tenantID, upn), DisplayName: displayName, UserPrincipalName: upn, Mail: upn,
-		ProxyAddresses: []string{"SMTP:" + upn}, AccountEnabled: true}
+		ProxyAddresses: []string{"SMTP:" + upn}, AccountEnabled: true, AssignedLicenses: []License{}}
 	t.Users = append(t.Users, u)
 	s.dirty = true
 	return u

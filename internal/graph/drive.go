@@ -202,3 +202,37 @@ func (c *Client) Invite(ctx context.Context, driveID, itemID string, emails, rol
 		Body: map[string]any{"recipients": rec, "roles": roles, "requireSignIn": true, "sendInvitation": false}}, &out)
 	return out.Value, err
 }
+
+// Site is a SharePoint site.
+type Site struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	DisplayName string `json:"displayName"`
+	WebURL      string `json:"webUrl"`
+}
+
+// SearchSites finds the sites whose name or title holds the term ("*" for every site).
+func (c *Client) SearchSites(ctx context.Context, term string) ([]Site, error) {
+	var out []Site
+	sites, _ := All[Site](ctx, c, "/sites"+Query("search", term))
+	for s, err := range sites {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// SiteDrives lists a site's document libraries.
+func (c *Client) SiteDrives(ctx context.Context, siteID string) ([]Drive, error) {
+	var out []Drive
+	drives, _ := All[Drive](ctx, c, "/sites/"+url.PathEscape(siteID)+"/drives")
+	for d, err := range drives {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}

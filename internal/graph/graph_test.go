@@ -216,7 +216,9 @@ func TestDocumentedSamplesParse(t *testing.T) {
 		}, checkAll[Message]},
 		{"subscribedSkus", func(u string) bool { return strings.HasSuffix(strings.Split(u, "?")[0], "/subscribedSkus") }, checkAll[SubscribedSku]},
 		{"drive children", func(u string) bool { return strings.HasSuffix(strings.Split(u, "?")[0], "/children") }, checkAll[DriveItem]},
-		{"permissions", func(u string) bool { return strings.HasSuffix(strings.Split(u, "?")[0], "/permissions") && strings.Contains(u, "/items/") }, checkAll[Permission]},
+		{"permissions", func(u string) bool {
+			return strings.HasSuffix(strings.Split(u, "?")[0], "/permissions") && strings.Contains(u, "/items/")
+		}, checkAll[Permission]},
 	}
 	for _, k := range kinds {
 		objects := 0

@@ -64,6 +64,8 @@ var entityOf = []struct {
 	{regexp.MustCompile(`/messages/[^/]+/attachments/createUploadSession$`), "uploadSession"},
 	{regexp.MustCompile(`:/createUploadSession$`), "uploadSession"},
 	{regexp.MustCompile(`/users/[^/]+/drive$`), "drive"},
+	{regexp.MustCompile(`/sites/[^/]+/drives$`), "drive"},
+	{regexp.MustCompile(`/v1\.0/sites$`), "site"},
 	{regexp.MustCompile(`/drives/[^/]+/(root/delta|items/[^/]+/children|items/[^/]+|items/.+:/content)$`), "driveItem"},
 	{regexp.MustCompile(`/items/[^/]+/(permissions|invite)$`), "permission"},
 	{regexp.MustCompile(`/messages/[^/]+/attachments$`), "fileAttachment"},
@@ -104,7 +106,7 @@ func TestConformanceWithMetadata(t *testing.T) {
 	const stamp0 = "String {00020329-0000-0000-C000-000000000046} Name FerrySourceId"
 	r := newRig(t)
 	r.sim.AddApp("11111111-1111-1111-1111-111111111111", "app-all", "a", nil, "Mail.ReadWrite", "User.Read.All",
-		"MailboxFolder.ReadWrite.All", "MailboxItem.Read.All", "MailboxItem.ImportExport.All", "Calendars.ReadWrite", "Contacts.ReadWrite", "Tasks.ReadWrite.All", "Files.ReadWrite.All", "User.ReadWrite.All", "Organization.Read.All")
+		"MailboxFolder.ReadWrite.All", "MailboxItem.Read.All", "MailboxItem.ImportExport.All", "Calendars.ReadWrite", "Contacts.ReadWrite", "Tasks.ReadWrite.All", "Files.ReadWrite.All", "User.ReadWrite.All", "Organization.Read.All", "Sites.Read.All")
 	rec := &recorder{next: r.srv.Client().Transport}
 	ts, _ := r.creds.For(r.cloud, graph.AppCredential{Tenant: "contoso.onmicrosoft.com", ClientID: "app-all", ClientSecret: "a"})
 	c := graph.New(graph.Config{Cloud: r.cloud, Tokens: ts, HTTP: &http.Client{Transport: rec}})
@@ -212,6 +214,16 @@ func TestConformanceWithMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Do(ctx, graph.Request{Method: "GET", Path: "/drives/" + drv.ID + "/items/" + dfolder.ID + "/children"}, nil)
+
+	// Sites and their document libraries.
+	r.sim.AddSite("11111111-1111-1111-1111-111111111111", "finance", "Finance")
+	found, err := c.SearchSites(ctx, "fin")
+	if err != nil || len(found) != 1 {
+		t.Fatalf("sites: %v %v", found, err)
+	}
+	if _, err := c.SiteDrives(ctx, found[0].ID); err != nil {
+		t.Fatal(err)
+	}
 
 	// Calendars, contacts and To Do through their own APIs.
 	for _, a := range []graph.ItemAPI{graph.CalendarAPI, graph.ContactAPI, graph.TaskAPI} {

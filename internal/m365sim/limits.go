@@ -107,7 +107,7 @@ const sharePoint = "sharepoint"
 // request is one (drive routes answer to SharePoint's limits, not Outlook's).
 func driveCost(r *http.Request) (int, bool) {
 	p := r.URL.Path
-	if !strings.HasPrefix(p, "/v1.0/drives/") && !strings.HasSuffix(p, "/drive") {
+	if !strings.HasPrefix(p, "/v1.0/drives/") && !strings.HasPrefix(p, "/v1.0/sites") && !strings.HasSuffix(p, "/drive") {
 		return 0, false
 	}
 	switch {

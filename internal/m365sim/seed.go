@@ -12,6 +12,10 @@ type Seed struct {
 	Tenants  []string // tenant names; each gets <name>.onmicrosoft.com and <name>.com
 	Users    int      // per tenant
 	Messages int      // per user, spread over Inbox, Sent Items and Archive, in the first tenant only
+	// Files, when above zero, puts that many files in each user's OneDrive in the first tenant, in
+	// nested folders; Sites gives every tenant that many sites, those of the first tenant with
+	// files in their document library.
+	Files, Sites int
 	// Archives, when above zero, gives every user an archive mailbox; in the first tenant it holds
 	// that many messages per user in the folders 2019 and 2020, and the first user's 2019 has
 	// been moved to an auxiliary archive (auto-expanding archiving).
@@ -19,7 +23,7 @@ type Seed struct {
 }
 
 // DefaultSeed is a source tenant with mail and an empty target tenant.
-var DefaultSeed = Seed{Tenants: []string{"contoso", "fabrikam"}, Users: 10, Messages: 20, Archives: 12}
+var DefaultSeed = Seed{Tenants: []string{"contoso", "fabrikam"}, Users: 10, Messages: 20, Archives: 12, Files: 12, Sites: 2}
 
 // ParseSeed reads "tenants=contoso+fabrikam,users=10,messages=20,archives=12"; missing keys keep
 // defaults.
@@ -36,7 +40,7 @@ func ParseSeed(spec string) (Seed, error) {
 		switch k {
 		case "tenants":
 			sd.Tenants = strings.Split(v, "+")
-		case "users", "messages", "archives":
+		case "users", "messages", "archives", "files", "sites":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 || n > 100000 {
 				return sd, fmt.Errorf("seed %s=%q: want a number from 0 to 100000", k, v)
@@ -46,11 +50,15 @@ func ParseSeed(spec string) (Seed, error) {
 				sd.Users = n
 			case "messages":
 				sd.Messages = n
+			case "files":
+				sd.Files = n
+			case "sites":
+				sd.Sites = n
 			default:
 				sd.Archives = n
 			}
 		default:
-			return sd, fmt.Errorf("seed: unknown key %q (have tenants, users, messages, archives)", k)
+			return sd, fmt.Errorf("seed: unknown key %q (have tenants, users, messages, archives, files, sites)", k)
 		}
 	}
 	for _, t := range sd.Tenants {
@@ -67,7 +75,7 @@ const SeedClientID = "ferry-sim-app"
 // SeedPermissions are the application permissions of the seeded app: what a mailbox migration
 // needs, Exchange to Exchange (the import/export API) and across protocols (mail).
 var SeedPermissions = []string{"User.Read.All", "Mail.ReadWrite", "MailboxSettings.Read", PermCalendarsReadWrite,
-	PermMailboxFolderWrite, PermMailboxItemRead, PermImportExport, PermContactsReadWrite, PermTasksReadWrite, PermFilesReadWrite, PermUserReadWrite, PermOrgRead}
+	PermMailboxFolderWrite, PermMailboxItemRead, PermImportExport, PermContactsReadWrite, PermTasksReadWrite, PermFilesReadWrite, PermUserReadWrite, PermOrgRead, PermSitesRead}
 
 // SeedSecret is the client secret of the seeded app in a tenant. The emulator is a test tool on
 // loopback: a predictable secret keeps demos scriptable.
@@ -98,6 +106,22 @@ func (s *Server) Apply(sd Seed) {
 			seedContactsAndTasks(mb, name, base.AddDate(0, 0, u))
 			s.dirty = true
 			s.mu.Unlock()
+		}
+		for n := 0; n < sd.Sites; n++ {
+			site := s.AddSite(id, fmt.Sprintf("project%d", n+1), fmt.Sprintf("Project %d", n+1))
+			if ti == 0 {
+				s.mu.Lock()
+				st := s.tenants[id].site(site)
+				seedFiles(s, s.tenants[id].Drives[st.Drives[0]], sd.Files, "project"+strconv.Itoa(n), base)
+				s.mu.Unlock()
+			}
+		}
+		if ti == 0 && sd.Files > 0 {
+			for u := 0; u < sd.Users; u++ {
+				s.mu.Lock()
+				seedFiles(s, s.driveOf(s.tenants[id], stableID(id, fmt.Sprintf("user%02d@%s.com", u, name))), sd.Files, fmt.Sprint(u), base)
+				s.mu.Unlock()
+			}
 		}
 		if sd.Archives == 0 {
 			continue
@@ -183,4 +207,34 @@ func seedContactsAndTasks(mb *mailbox, tenant string, day time.Time) {
 		"dueDateTime": map[string]any{"dateTime": day.AddDate(0, 0, 7).Format("2006-01-02T15:04:05.0000000"), "timeZone": "UTC"}, "categories": []any{}})
 	add(tasks, "Book the offsite", map[string]any{"title": "Book the offsite", "status": "completed", "importance": "normal",
 		"completedDateTime": map[string]any{"dateTime": day.Format("2006-01-02T15:04:05.0000000"), "timeZone": "UTC"}, "categories": []any{}})
+}
+
+// seedFiles puts n files in a drive, spread over nested folders, with contents and dates that
+// depend only on salt and the file's number; the lock must be held.
+func seedFiles(s *Server, d *drive, n int, salt string, base time.Time) {
+	root := d.Items[0]
+	folder := func(parent *driveItem, name string) *driveItem {
+		if f := d.child(parent.ID, name); f != nil {
+			return f
+		}
+		d.Seq++
+		f := &driveItem{ID: stableID(d.ID, "item", strconv.Itoa(d.Seq)), Name: name, ParentID: parent.ID, Folder: true, Created: base}
+		d.Items = append(d.Items, f)
+		d.touch(f, true, base)
+		return f
+	}
+	docs := folder(root, "Documents")
+	places := []*driveItem{docs, folder(docs, "Reports"), folder(folder(docs, "Reports"), "2024"), folder(root, "Photos")}
+	names := []string{"notes-%d.txt", "report-%d.csv", "summary-%d.txt", "photo-%d.jpg"}
+	for i := 0; i < n; i++ {
+		when := base.Add(time.Duration(i) * 3 * time.Hour)
+		size := 200 + (i*7919)%(48<<10) // up to 48 KiB
+		body := make([]byte, size)
+		for j := range body {
+			body[j] = byte((j*31 + i*17 + len(salt)) % 251)
+		}
+		it := s.put(d, places[i%len(places)], fmt.Sprintf(names[i%len(names)], i), body, fsInfo{Created: &when, Modified: &when})
+		it.Created = when
+	}
+	s.dirty = true
 }

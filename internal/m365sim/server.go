@@ -48,6 +48,7 @@ type Tenant struct {
 	Archives  map[string]*mailbox `json:"archives,omitempty"`  // by mailbox id: main archives and auxiliaries
 	Drives    map[string]*drive   `json:"drives,omitempty"`    // by drive id
 	Skus      []Sku               `json:"skus,omitempty"`      // subscriptions
+	Sites     []*Site             `json:"sites,omitempty"`
 	Sent      []SentMail          `json:"sent,omitempty"`
 }
 
@@ -78,6 +79,7 @@ func New() *Server {
 	s.itemHandlers()
 	s.driveHandlers()
 	s.directoryHandlers()
+	s.siteHandlers()
 	s.importHandlers()
 	s.calendarHandlers()
 	return s

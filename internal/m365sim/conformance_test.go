@@ -61,6 +61,9 @@ var entityOf = []struct {
 	{regexp.MustCompile(`/admin/exchange/mailboxes/[^/]+/createImportSession$`), "mailboxItemImportSession"},
 	{regexp.MustCompile(`/admin/exchange/mailboxes/[^/]+/folders/[^/]+/items(/delta)?$`), "mailboxItem"},
 	{regexp.MustCompile(`/admin/exchange/mailboxes/[^/]+/folders(/[^/]+/childFolders|/delta)?$`), "mailboxFolder"},
+	{regexp.MustCompile(`/teams/[^/]+/channels/[^/]+/messages$`), "chatMessage"},
+	{regexp.MustCompile(`/teams/[^/]+/channels$`), "channel"},
+	{regexp.MustCompile(`/teams(/[^/]+)?$`), "team"},
 	{regexp.MustCompile(`/messages/[^/]+/attachments/createUploadSession$`), "uploadSession"},
 	{regexp.MustCompile(`:/createUploadSession$`), "uploadSession"},
 	{regexp.MustCompile(`/users/[^/]+/drive$`), "drive"},
@@ -106,7 +109,7 @@ func TestConformanceWithMetadata(t *testing.T) {
 	const stamp0 = "String {00020329-0000-0000-C000-000000000046} Name FerrySourceId"
 	r := newRig(t)
 	r.sim.AddApp("11111111-1111-1111-1111-111111111111", "app-all", "a", nil, "Mail.ReadWrite", "User.Read.All",
-		"MailboxFolder.ReadWrite.All", "MailboxItem.Read.All", "MailboxItem.ImportExport.All", "Calendars.ReadWrite", "Contacts.ReadWrite", "Tasks.ReadWrite.All", "Files.ReadWrite.All", "User.ReadWrite.All", "Organization.Read.All", "Sites.Read.All")
+		"MailboxFolder.ReadWrite.All", "MailboxItem.Read.All", "MailboxItem.ImportExport.All", "Calendars.ReadWrite", "Contacts.ReadWrite", "Tasks.ReadWrite.All", "Files.ReadWrite.All", "User.ReadWrite.All", "Organization.Read.All", "Sites.Read.All", "Teamwork.Migrate.All", "Team.ReadBasic.All", "ChannelMessage.Read.All")
 	rec := &recorder{next: r.srv.Client().Transport}
 	ts, _ := r.creds.For(r.cloud, graph.AppCredential{Tenant: "contoso.onmicrosoft.com", ClientID: "app-all", ClientSecret: "a"})
 	c := graph.New(graph.Config{Cloud: r.cloud, Tokens: ts, HTTP: &http.Client{Transport: rec}})
@@ -214,6 +217,41 @@ func TestConformanceWithMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Do(ctx, graph.Request{Method: "GET", Path: "/drives/" + drv.ID + "/items/" + dfolder.ID + "/children"}, nil)
+
+	// Teams in migration mode.
+	born := time.Date(2022, 1, 2, 3, 4, 5, 0, time.UTC)
+	teamID, err := c.CreateMigrationTeam(ctx, "Moved", "d", born)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mch, err := c.CreateMigrationChannel(ctx, teamID, "Ops", "", born)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm graph.ChatMessage
+	cm.CreatedDateTime, cm.Body = &born, graph.ItemBody{ContentType: "html", Content: "<p>x</p>"}
+	json.Unmarshal([]byte(`{"user":{"@odata.type":"#microsoft.graph.teamworkUserIdentity","id":"u1","displayName":"Ann","userIdentityType":"aadUser"}}`), &cm.From)
+	if _, err := c.ImportMessage(ctx, teamID, mch.ID, cm); err != nil {
+		t.Fatal(err)
+	}
+	tms, _ := c.Teams(ctx)
+	for _, err := range tms {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	chs, _ := c.Channels(ctx, teamID)
+	for _, err := range chs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cms, _ := c.ChannelMessages(ctx, teamID, mch.ID)
+	for _, err := range cms {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// Sites and their document libraries.
 	r.sim.AddSite("11111111-1111-1111-1111-111111111111", "finance", "Finance")

@@ -16,6 +16,9 @@ type Seed struct {
 	// nested folders; Sites gives every tenant that many sites, those of the first tenant with
 	// files in their document library.
 	Files, Sites int
+	// Teams gives the first tenant that many teams, each with General and Projects and a few
+	// messages in each.
+	Teams int
 	// Archives, when above zero, gives every user an archive mailbox; in the first tenant it holds
 	// that many messages per user in the folders 2019 and 2020, and the first user's 2019 has
 	// been moved to an auxiliary archive (auto-expanding archiving).
@@ -23,7 +26,7 @@ type Seed struct {
 }
 
 // DefaultSeed is a source tenant with mail and an empty target tenant.
-var DefaultSeed = Seed{Tenants: []string{"contoso", "fabrikam"}, Users: 10, Messages: 20, Archives: 12, Files: 12, Sites: 2}
+var DefaultSeed = Seed{Tenants: []string{"contoso", "fabrikam"}, Users: 10, Messages: 20, Archives: 12, Files: 12, Sites: 2, Teams: 2}
 
 // ParseSeed reads "tenants=contoso+fabrikam,users=10,messages=20,archives=12"; missing keys keep
 // defaults.
@@ -40,7 +43,7 @@ func ParseSeed(spec string) (Seed, error) {
 		switch k {
 		case "tenants":
 			sd.Tenants = strings.Split(v, "+")
-		case "users", "messages", "archives", "files", "sites":
+		case "users", "messages", "archives", "files", "sites", "teams":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 || n > 100000 {
 				return sd, fmt.Errorf("seed %s=%q: want a number from 0 to 100000", k, v)
@@ -54,11 +57,13 @@ func ParseSeed(spec string) (Seed, error) {
 				sd.Files = n
 			case "sites":
 				sd.Sites = n
+			case "teams":
+				sd.Teams = n
 			default:
 				sd.Archives = n
 			}
 		default:
-			return sd, fmt.Errorf("seed: unknown key %q (have tenants, users, messages, archives, files, sites)", k)
+			return sd, fmt.Errorf("seed: unknown key %q (have tenants, users, messages, archives, files, sites, teams)", k)
 		}
 	}
 	for _, t := range sd.Tenants {
@@ -75,7 +80,7 @@ const SeedClientID = "ferry-sim-app"
 // SeedPermissions are the application permissions of the seeded app: what a mailbox migration
 // needs, Exchange to Exchange (the import/export API) and across protocols (mail).
 var SeedPermissions = []string{"User.Read.All", "Mail.ReadWrite", "MailboxSettings.Read", PermCalendarsReadWrite,
-	PermMailboxFolderWrite, PermMailboxItemRead, PermImportExport, PermContactsReadWrite, PermTasksReadWrite, PermFilesReadWrite, PermUserReadWrite, PermOrgRead, PermSitesRead}
+	PermMailboxFolderWrite, PermMailboxItemRead, PermImportExport, PermContactsReadWrite, PermTasksReadWrite, PermFilesReadWrite, PermUserReadWrite, PermOrgRead, PermSitesRead, PermTeamworkMigrate, PermTeamRead, PermChannelMsgRead}
 
 // SeedSecret is the client secret of the seeded app in a tenant. The emulator is a test tool on
 // loopback: a predictable secret keeps demos scriptable.
@@ -115,6 +120,11 @@ func (s *Server) Apply(sd Seed) {
 				seedFiles(s, s.tenants[id].Drives[st.Drives[0]], sd.Files, "project"+strconv.Itoa(n), base)
 				s.mu.Unlock()
 			}
+		}
+		for n := 0; ti == 0 && sd.Users > 0 && n < sd.Teams; n++ {
+			s.AddTeam(id, fmt.Sprintf("Team %d", n+1), base.AddDate(-1, 0, n), map[string][]string{
+				"General":  {"<p>Welcome to the team.</p>", "<p>Kick-off on Monday.</p>"},
+				"Projects": {"<p>Plan attached in Files.</p>", "<p>Status: on track.</p>", "<p>Review moved to Thursday.</p>"}})
 		}
 		if ti == 0 && sd.Files > 0 {
 			for u := 0; u < sd.Users; u++ {

@@ -49,6 +49,7 @@ type Tenant struct {
 	Drives    map[string]*drive   `json:"drives,omitempty"`    // by drive id
 	Skus      []Sku               `json:"skus,omitempty"`      // subscriptions
 	Sites     []*Site             `json:"sites,omitempty"`
+	Teams     []*team             `json:"teams,omitempty"`
 	Sent      []SentMail          `json:"sent,omitempty"`
 }
 
@@ -80,6 +81,7 @@ func New() *Server {
 	s.driveHandlers()
 	s.directoryHandlers()
 	s.siteHandlers()
+	s.teamHandlers()
 	s.importHandlers()
 	s.calendarHandlers()
 	return s

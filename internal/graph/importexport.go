@@ -20,6 +20,9 @@ type MailboxFolder struct {
 	ChildFolderCount int    `json:"childFolderCount"`
 	TotalItemCount   int    `json:"totalItemCount"`
 	Type             string `json:"type"` // IPF.Note, IPF.Appointment, IPF.Contact, IPF.Task, IPF.StickyNote
+	Removed          *struct {
+		Reason string `json:"reason"`
+	} `json:"@removed,omitempty"` // in a folder delta: the folder was deleted
 }
 
 // MailboxItem is microsoft.graph.mailboxItem.
@@ -184,6 +187,20 @@ func (c *Client) ArchiveMailboxID(ctx context.Context, user string) (string, err
 
 // ErrNoArchive says a user has no archive mailbox.
 var ErrNoArchive = errors.New("the user has no archive mailbox")
+
+// RenameMailboxFolder changes a folder's display name.
+func (c *Client) RenameMailboxFolder(ctx context.Context, mailboxID, folderID, name string) (MailboxFolder, error) {
+	var f MailboxFolder
+	_, err := c.Do(ctx, Request{Method: http.MethodPatch, Path: "/admin/exchange/mailboxes/" + url.PathEscape(mailboxID) + "/folders/" + url.PathEscape(folderID),
+		Body: map[string]string{"displayName": name}}, &f)
+	return f, err
+}
+
+// DeleteMailboxFolder deletes a folder and what it holds.
+func (c *Client) DeleteMailboxFolder(ctx context.Context, mailboxID, folderID string) error {
+	_, err := c.Do(ctx, Request{Method: http.MethodDelete, Path: "/admin/exchange/mailboxes/" + url.PathEscape(mailboxID) + "/folders/" + url.PathEscape(folderID)}, nil)
+	return err
+}
 
 // CreateMailboxFolder creates a folder of a class (IPF.Note, IPF.Appointment…) at the top of a
 // mailbox (parent "") or under a folder.

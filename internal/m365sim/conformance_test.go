@@ -60,7 +60,7 @@ var entityOf = []struct {
 	{regexp.MustCompile(`/admin/exchange/mailboxes/[^/]+/exportItems$`), "exportItemResponse"},
 	{regexp.MustCompile(`/admin/exchange/mailboxes/[^/]+/createImportSession$`), "mailboxItemImportSession"},
 	{regexp.MustCompile(`/admin/exchange/mailboxes/[^/]+/folders/[^/]+/items(/delta)?$`), "mailboxItem"},
-	{regexp.MustCompile(`/admin/exchange/mailboxes/[^/]+/folders(/[^/]+/childFolders|/delta)?$`), "mailboxFolder"},
+	{regexp.MustCompile(`/admin/exchange/mailboxes/[^/]+/folders(/[^/]+/childFolders|/delta|/[^/]+)?$`), "mailboxFolder"},
 	{regexp.MustCompile(`/teams/[^/]+/channels/[^/]+/messages$`), "chatMessage"},
 	{regexp.MustCompile(`/teams/[^/]+/channels$`), "channel"},
 	{regexp.MustCompile(`/teams(/[^/]+)?$`), "team"},
@@ -336,7 +336,11 @@ func TestConformanceWithMetadata(t *testing.T) {
 	if _, err := c.CreateImportSession(ctx, set.PrimaryMailboxID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CreateMailboxFolder(ctx, set.PrimaryMailboxID, "", "Team calendar", "IPF.Appointment"); err != nil {
+	tc, err := c.CreateMailboxFolder(ctx, set.PrimaryMailboxID, "", "Team calendar", "IPF.Appointment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RenameMailboxFolder(ctx, set.PrimaryMailboxID, tc.ID, "Team calendar 2"); err != nil {
 		t.Fatal(err)
 	}
 	// Events: created with attendees and a recurrence, then listed.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +39,8 @@ func (s *Server) importHandlers() {
 	s.mux.Handle("GET /v1.0/admin/exchange/mailboxes/{mbx}/folders/delta", s.graph(PermMailboxFolderRead, s.mbxFolderDelta))
 	s.mux.Handle("POST /v1.0/admin/exchange/mailboxes/{mbx}/folders", s.graph(PermMailboxFolderWrite, s.mbxCreateFolder))
 	s.mux.Handle("POST /v1.0/admin/exchange/mailboxes/{mbx}/folders/{fid}/childFolders", s.graph(PermMailboxFolderWrite, s.mbxCreateFolder))
+	s.mux.Handle("PATCH /v1.0/admin/exchange/mailboxes/{mbx}/folders/{fid}", s.graph(PermMailboxFolderWrite, s.mbxUpdateFolder))
+	s.mux.Handle("DELETE /v1.0/admin/exchange/mailboxes/{mbx}/folders/{fid}", s.graph(PermMailboxFolderWrite, s.mbxDeleteFolder))
 	s.mux.Handle("GET /v1.0/admin/exchange/mailboxes/{mbx}/folders/{fid}/items", s.graph(PermMailboxItemRead, s.mbxItems))
 	s.mux.Handle("GET /v1.0/admin/exchange/mailboxes/{mbx}/folders/{fid}/items/delta", s.graph(PermMailboxItemRead, s.mbxItems))
 	s.mux.Handle("POST /v1.0/admin/exchange/mailboxes/{mbx}/exportItems", s.graph(PermImportExport, s.exportItems))
@@ -127,10 +130,8 @@ func (s *Server) mbxFolders(w http.ResponseWriter, r *http.Request, c caller) {
 	})
 }
 
-// mbxItems lists a folder's items; on .../items/delta, everything at first and then only what
-// changed since the token, with @removed for deleted items.
 // mbxFolderDelta returns the whole folder tree (every level) with a delta link; later calls with
-// the link return the folders created since. The emulator keeps no folder renames or deletions.
+// the link return the folders created or renamed since, and those deleted as @removed.
 func (s *Server) mbxFolderDelta(w http.ResponseWriter, r *http.Request, c caller) {
 	since, ok := deltaSince(w, r)
 	if !ok {
@@ -139,15 +140,79 @@ func (s *Server) mbxFolderDelta(w http.ResponseWriter, r *http.Request, c caller
 	base := s.BaseURL()
 	s.withMBX(w, r, c, func(mb *mailbox) {
 		out := []map[string]any{}
-		for i, f := range mb.Folders {
-			if i > since {
+		for _, f := range mb.Folders {
+			if since < 0 || f.Touched > since {
 				out = append(out, c.tenant.logical(f.mbxView(mb), f))
 			}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"value": out, "@odata.deltaLink": base + r.URL.Path + "?$deltatoken=" + strconv.Itoa(len(mb.Folders)-1)})
+		for _, rm := range mb.RemovedFolders {
+			if since >= 0 && rm.Seq > since {
+				out = append(out, map[string]any{"id": rm.ID, "@removed": map[string]string{"reason": "deleted"}})
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"value": out, "@odata.deltaLink": base + r.URL.Path + "?$deltatoken=" + strconv.Itoa(mb.Seq)})
 	})
 }
 
+// mbxUpdateFolder renames a folder.
+func (s *Server) mbxUpdateFolder(w http.ResponseWriter, r *http.Request, c caller) {
+	var req struct {
+		DisplayName string `json:"displayName"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || strings.TrimSpace(req.DisplayName) == "" {
+		graphError(w, http.StatusBadRequest, "ErrorInvalidRequest", "displayName is required.")
+		return
+	}
+	s.withMBX(w, r, c, func(mb *mailbox) {
+		f := mb.folder(r.PathValue("fid"))
+		if f == nil {
+			graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified folder was not found.")
+			return
+		}
+		for _, o := range mb.Folders {
+			if o != f && o.ParentID == f.ParentID && strings.EqualFold(o.DisplayName, req.DisplayName) {
+				graphError(w, http.StatusConflict, "ErrorFolderExists", "A folder with the specified name already exists.")
+				return
+			}
+		}
+		mb.Seq++
+		f.DisplayName, f.Touched = req.DisplayName, mb.Seq
+		writeJSON(w, http.StatusOK, c.tenant.logical(f.mbxView(mb), f))
+	})
+}
+
+// mbxDeleteFolder deletes a folder with its subfolders; well-known folders stay.
+func (s *Server) mbxDeleteFolder(w http.ResponseWriter, r *http.Request, c caller) {
+	s.withMBX(w, r, c, func(mb *mailbox) {
+		f := mb.folder(r.PathValue("fid"))
+		if f == nil {
+			graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The specified folder was not found.")
+			return
+		}
+		if f.WellKnown != "" {
+			graphError(w, http.StatusForbidden, "ErrorDeleteDistinguishedFolder", "Distinguished folders cannot be deleted.")
+			return
+		}
+		gone := map[string]bool{f.ID: true}
+		for changed := true; changed; {
+			changed = false
+			for _, o := range mb.Folders {
+				if gone[o.ParentID] && !gone[o.ID] {
+					gone[o.ID], changed = true, true
+				}
+			}
+		}
+		mb.Seq++
+		mb.Folders = slices.DeleteFunc(mb.Folders, func(o *folder) bool { return gone[o.ID] })
+		for id := range gone {
+			mb.RemovedFolders = append(mb.RemovedFolders, removal{id, mb.Seq})
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// mbxItems lists a folder's items; on .../items/delta, everything at first and then only what
+// changed since the token, with @removed for deleted items.
 func (s *Server) mbxItems(w http.ResponseWriter, r *http.Request, c caller) {
 	delta := strings.HasSuffix(r.URL.Path, "/delta")
 	since := -1

@@ -17,7 +17,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
 	const src, dstTenant = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"
-	perms := []string{"User.Read.All", "Mail.ReadWrite", "MailboxFolder.Read.All", "MailboxItem.Read.All", "MailboxItem.ImportExport.All"}
+	perms := []string{"User.Read.All", "Mail.ReadWrite", "MailboxFolder.ReadWrite.All", "MailboxItem.Read.All", "MailboxItem.ImportExport.All"}
 	r.sim.AddApp(src, "mover", "m", nil, perms...)
 	r.sim.AddTenant(dstTenant, "fabrikam.onmicrosoft.com")
 	r.sim.AddApp(dstTenant, "mover", "m", nil, perms...)
@@ -136,16 +136,49 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if _, err := dc.CreateMailFolder(ctx, "ann@fabrikam.com", "inbox", "Clients"); err != nil {
 		t.Fatal(err)
 	}
-	fseq, _ = dc.MailboxFoldersDelta(ctx, dstSet.PrimaryMailboxID, flink())
+	old, err := dc.CreateMailFolder(ctx, "ann@fabrikam.com", "inbox", "Old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fseq, flink2 := dc.MailboxFoldersDelta(ctx, dstSet.PrimaryMailboxID, flink())
 	var newFolders []string
+	var clients string
 	for f, err := range fseq {
 		if err != nil {
 			t.Fatal(err)
 		}
 		newFolders = append(newFolders, f.DisplayName)
+		if f.DisplayName == "Clients" {
+			clients = f.ID
+		}
 	}
-	if strings.Join(newFolders, ",") != "Clients" {
-		t.Fatalf("folder delta since the first link = %v, want [Clients]", newFolders)
+	if strings.Join(newFolders, ",") != "Clients,Old" {
+		t.Fatalf("folder delta since the first link = %v, want [Clients Old]", newFolders)
+	}
+	// A rename and a deletion come in the next delta; well-known folders cannot be deleted.
+	if _, err := dc.RenameMailboxFolder(ctx, dstSet.PrimaryMailboxID, clients, "Customers"); err != nil {
+		t.Fatal(err)
+	}
+	if err := dc.DeleteMailboxFolder(ctx, dstSet.PrimaryMailboxID, old.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := dc.DeleteMailboxFolder(ctx, dstSet.PrimaryMailboxID, "inbox"); err == nil {
+		t.Fatal("the inbox was deleted")
+	}
+	fseq, _ = dc.MailboxFoldersDelta(ctx, dstSet.PrimaryMailboxID, flink2())
+	var changes []string
+	for f, err := range fseq {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Removed != nil {
+			changes = append(changes, "removed "+f.ID)
+		} else {
+			changes = append(changes, "renamed "+f.DisplayName)
+		}
+	}
+	if strings.Join(changes, ",") != "renamed Customers,removed "+old.ID {
+		t.Fatalf("folder delta after a rename and a deletion = %v", changes)
 	}
 
 	// Item delta on the source: first everything, then only the changed and the deleted.

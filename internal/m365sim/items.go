@@ -165,7 +165,7 @@ func (s *Server) kindCreateFolder(k kind) func(w http.ResponseWriter, r *http.Re
 				}
 			}
 			mb.Seq++
-			f := &folder{ID: stableID(mb.Folders[0].ParentID, k.class, name, strconv.Itoa(mb.Seq)), DisplayName: name, ParentID: mb.Folders[0].ParentID, Class: k.class}
+			f := &folder{ID: stableID(mb.Folders[0].ParentID, k.class, name, strconv.Itoa(mb.Seq)), DisplayName: name, ParentID: mb.Folders[0].ParentID, Class: k.class, Touched: mb.Seq}
 			mb.Folders = append(mb.Folders, f)
 			writeJSON(w, http.StatusCreated, f.kindView(k))
 		})

@@ -28,7 +28,9 @@ type mailbox struct {
 	Folders []*folder `json:"folders"`
 	Seq     int       `json:"seq"`
 	Owner   string    `json:"owner,omitempty"` // an archive's user
-	Aux     bool      `json:"aux,omitempty"`   // an auxiliary archive mailbox
+	// RemovedFolders are deleted folders, for the folder delta's @removed.
+	RemovedFolders []removal `json:"removedFolders,omitempty"`
+	Aux            bool      `json:"aux,omitempty"` // an auxiliary archive mailbox
 }
 
 type folder struct {
@@ -40,6 +42,7 @@ type folder struct {
 	Messages    []*message `json:"messages"`
 	Removed     []removal  `json:"removed,omitempty"` // for delta's @removed
 	Aux         string     `json:"aux,omitempty"`     // in a main archive: the auxiliary mailbox holding the content
+	Touched     int        `json:"touched,omitempty"` // the mailbox's sequence number at creation or rename, for folder delta
 }
 
 type removal struct {
@@ -230,7 +233,7 @@ func (s *Server) addFolder(w http.ResponseWriter, r *http.Request, mb *mailbox, 
 		}
 	}
 	mb.Seq++
-	f := &folder{ID: stableID(parent, req.DisplayName, strconv.Itoa(mb.Seq)), DisplayName: req.DisplayName, ParentID: parent}
+	f := &folder{ID: stableID(parent, req.DisplayName, strconv.Itoa(mb.Seq)), DisplayName: req.DisplayName, ParentID: parent, Touched: mb.Seq}
 	if req.Type != "IPF.Note" {
 		f.Class = req.Type
 	}

@@ -77,6 +77,11 @@ func (c *Client) DriveDelta(ctx context.Context, driveID, link string) (func(yie
 	return All[DriveItem](ctx, c, link)
 }
 
+// DriveChildren lists a folder's items.
+func (c *Client) DriveChildren(ctx context.Context, driveID, folderID string) (func(yield func(DriveItem, error) bool), func() string) {
+	return All[DriveItem](ctx, c, "/drives/"+url.PathEscape(driveID)+"/items/"+url.PathEscape(folderID)+"/children")
+}
+
 // Download streams a file's content from its pre-authenticated download URL, which must not be
 // sent the token.
 func (c *Client) Download(ctx context.Context, it DriveItem) (io.ReadCloser, error) {

@@ -215,6 +215,11 @@ func TestDocumentedSamplesParse(t *testing.T) {
 			return strings.HasSuffix(p, "/messages") && (strings.Contains(p, "/mailFolders/") || strings.HasSuffix(p, "/me/messages") || strings.Contains(p, "/users/"))
 		}, checkAll[Message]},
 		{"subscribedSkus", func(u string) bool { return strings.HasSuffix(strings.Split(u, "?")[0], "/subscribedSkus") }, checkAll[SubscribedSku]},
+		{"events", func(u string) bool { return strings.HasSuffix(strings.Split(u, "?")[0], "/events") }, checkAll[Event]},
+		{"contacts", func(u string) bool { return strings.HasSuffix(strings.Split(u, "?")[0], "/contacts") }, checkAll[Item]},
+		{"todo tasks", func(u string) bool {
+			return strings.HasSuffix(strings.Split(u, "?")[0], "/tasks") && strings.Contains(u, "/todo/")
+		}, checkAll[Item]},
 		{"drive children", func(u string) bool { return strings.HasSuffix(strings.Split(u, "?")[0], "/children") }, checkAll[DriveItem]},
 		{"permissions", func(u string) bool {
 			return strings.HasSuffix(strings.Split(u, "?")[0], "/permissions") && strings.Contains(u, "/items/")

@@ -128,6 +128,15 @@ func (c *Client) MailFolders(ctx context.Context, user, parent string) (func(yie
 	return All[MailFolder](ctx, c, path+Query("includeHiddenFolders", "true", "$top", "250"))
 }
 
+// MailFoldersDelta starts (link "") or continues a delta query over a user's mail folders, every
+// level; deleted folders come with Removed set.
+func (c *Client) MailFoldersDelta(ctx context.Context, user, link string) (func(yield func(MailFolder, error) bool), func() string) {
+	if link == "" {
+		link = "/users/" + url.PathEscape(user) + "/mailFolders/delta"
+	}
+	return All[MailFolder](ctx, c, link)
+}
+
 // CreateMailFolder creates a folder under parent ("" for the top level).
 func (c *Client) CreateMailFolder(ctx context.Context, user, parent, name string) (MailFolder, error) {
 	path := "/users/" + url.PathEscape(user) + "/mailFolders"

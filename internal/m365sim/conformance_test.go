@@ -216,7 +216,18 @@ func TestConformanceWithMetadata(t *testing.T) {
 	if _, err := c.Permissions(ctx, drv.ID, dfile.ID); err != nil {
 		t.Fatal(err)
 	}
-	c.Do(ctx, graph.Request{Method: "GET", Path: "/drives/" + drv.ID + "/items/" + dfolder.ID + "/children"}, nil)
+	kids, _ := c.DriveChildren(ctx, drv.ID, dfolder.ID)
+	for _, err := range kids {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mfd, _ := c.MailFoldersDelta(ctx, "user1@contoso.com", "")
+	for _, err := range mfd {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// Teams in migration mode.
 	born := time.Date(2022, 1, 2, 3, 4, 5, 0, time.UTC)

@@ -150,6 +150,7 @@ func nonNil(s []string) []string {
 func (s *Server) mailHandlers() {
 	s.mux.Handle("GET /v1.0/users/{id}/mailFolders", s.graph(PermMailRead, s.listFolders))
 	s.mux.Handle("GET /v1.0/users/{id}/mailFolders/{fid}/childFolders", s.graph(PermMailRead, s.listFolders))
+	s.mux.Handle("GET /v1.0/users/{id}/mailFolders/delta", s.graph(PermMailRead, s.mailFoldersDelta))
 	s.mux.Handle("POST /v1.0/users/{id}/mailFolders", s.graph(PermMailReadWrite, s.createFolder))
 	s.mux.Handle("POST /v1.0/users/{id}/mailFolders/{fid}/childFolders", s.graph(PermMailReadWrite, s.createFolder))
 	s.mux.Handle("POST /v1.0/users/{id}/mailFolders/{fid}/messages", s.graph(PermMailReadWrite, s.createMessage))
@@ -187,7 +188,7 @@ func (s *Server) listFolders(w http.ResponseWriter, r *http.Request, c caller) {
 		var out []map[string]any
 		for _, f := range mb.Folders {
 			// mailFolders holds mail folders only; calendars and the like are other resources.
-			if f.Class != "" && !strings.HasPrefix(f.Class, "IPF.Note") {
+			if !isMailClass(f.Class) {
 				continue
 			}
 			if (parent == "" && f.ParentID == mb.Folders[0].ParentID) || (parent != "" && f.ParentID == parent) {
@@ -197,6 +198,32 @@ func (s *Server) listFolders(w http.ResponseWriter, r *http.Request, c caller) {
 		writeJSON(w, http.StatusOK, map[string]any{"value": out})
 	})
 }
+
+// mailFoldersDelta lists every mail folder (all levels), then those created or renamed since the
+// token and, as @removed, those deleted.
+func (s *Server) mailFoldersDelta(w http.ResponseWriter, r *http.Request, c caller) {
+	since, ok := deltaSince(w, r)
+	if !ok {
+		return
+	}
+	base := s.BaseURL()
+	s.withMailbox(w, r, c, func(mb *mailbox) {
+		out := []map[string]any{}
+		for _, f := range mb.Folders {
+			if isMailClass(f.Class) && (since < 0 || f.Touched > since) {
+				out = append(out, c.tenant.logical(f.view(mb), f))
+			}
+		}
+		for _, rm := range mb.RemovedFolders {
+			if since >= 0 && rm.Seq > since {
+				out = append(out, map[string]any{"id": rm.ID, "@removed": map[string]string{"reason": "deleted"}})
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"value": out, "@odata.deltaLink": base + r.URL.Path + "?$deltatoken=" + strconv.Itoa(mb.Seq)})
+	})
+}
+
+func isMailClass(class string) bool { return class == "" || strings.HasPrefix(class, "IPF.Note") }
 
 func (s *Server) createFolder(w http.ResponseWriter, r *http.Request, c caller) {
 	s.withMailbox(w, r, c, func(mb *mailbox) { s.addFolder(w, r, mb, false) })

@@ -45,9 +45,11 @@ func simCmd(g *globals) *cobra.Command {
 		Long: `Run emulated Microsoft 365 tenants: an OAuth 2.0 token endpoint and the part of Microsoft Graph
 v1.0 Ferry uses, with state, ids, paging, delta links and Microsoft's throttling limits.
 
-On first start the state file is seeded (default: tenants contoso and fabrikam, 10 users each, 20
-messages per contoso user) and an app "` + m365sim.SeedClientID + `" is registered in each tenant with the
-client secret sim-secret-<tenant>. Later starts load the state and ignore --seed.
+On first start the state file is seeded (default: tenants contoso and fabrikam, 10 users each with
+an archive; per contoso user 20 messages, events, contacts, tasks, 12 archived messages and 12
+OneDrive files; 2 sites per tenant, and 2 teams in contoso) and an app "` + m365sim.SeedClientID + `" is
+registered in each tenant with the client secret sim-secret-<tenant>. Later starts load the state
+and ignore --seed.
 
 TLS is on by default with a self-signed certificate written beside the state file (<state>.pem);
 give it to clients as their CA certificate.`,
@@ -61,7 +63,7 @@ give it to clients as their CA certificate.`,
 	f := cmd.Flags()
 	f.StringVar(&o.Listen, "listen", "127.0.0.1:8443", "address to listen on")
 	f.StringVar(&o.State, "state", "./ferry-sim.db", "state file (SQLite)")
-	f.StringVar(&o.Seed, "seed", "", "what to create on first start, e.g. tenants=contoso+fabrikam,users=10,messages=20")
+	f.StringVar(&o.Seed, "seed", "", "what to create on first start, e.g. tenants=contoso+fabrikam,users=10,messages=20,archives=12,files=12,sites=2,teams=2")
 	f.BoolVar(&o.PlainHTTP, "plain-http", false, "serve plain HTTP instead of TLS (sign-in libraries require https)")
 	f.Float64Var(&o.Faults.ErrorRate, "fault-error-rate", 0, "share of Graph requests answered 503, e.g. 0.05")
 	f.Float64Var(&o.Faults.ResetRate, "fault-reset-rate", 0, "share of Graph requests whose connection is dropped")

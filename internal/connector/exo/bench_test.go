@@ -12,13 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+
 	"github.com/ferry-migrate/ferry/internal/connector"
 	"github.com/ferry-migrate/ferry/internal/connector/exo"
+	ferryimap "github.com/ferry-migrate/ferry/internal/connector/imap"
 	"github.com/ferry-migrate/ferry/internal/engine"
 	"github.com/ferry-migrate/ferry/internal/m365sim"
 	"github.com/ferry-migrate/ferry/internal/model"
 	"github.com/ferry-migrate/ferry/internal/store"
 	"github.com/ferry-migrate/ferry/internal/store/storetest"
+	"github.com/ferry-migrate/ferry/internal/testenv/dovecot"
 	"github.com/ferry-migrate/ferry/internal/throttle"
 )
 
@@ -176,4 +180,100 @@ func benchCopy(b *testing.B, mailboxes, items int, scale float64) float64 {
 	b.Logf("%d mailboxes, %d items: %s, %.0f bytes/s imported = %.2f × one mailbox's ceiling (%.0f); %d of %d requests answered 429 (concurrency %d, requests %d, bytes %d)",
 		mailboxes, mailboxes*items, el.Round(time.Millisecond), rate, rate/ceiling, ceiling, w.c429.Load(), w.total.Load(), conc, reqs, byts)
 	return rate
+}
+
+// uploads counts the bytes of the writes that reached the emulator and succeeded, whatever the
+// route: messages from parts, attachments, upload-session chunks, stamps.
+type uploads struct {
+	next               http.Handler
+	bytes, total, c429 atomic.Int64
+}
+
+func (u *uploads) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := &statusWriter{ResponseWriter: w, status: 200}
+	u.next.ServeHTTP(sw, r)
+	u.total.Add(1)
+	if sw.status == http.StatusTooManyRequests {
+		u.c429.Add(1)
+	}
+	if r.Method != http.MethodGet && sw.status < 300 && r.ContentLength > 0 {
+		u.bytes.Add(r.ContentLength)
+	}
+}
+
+// BenchmarkIMAPToExchange copies one Dovecot mailbox of 150 messages of 200 KB into the emulator
+// through the MIME path (each message taken apart and created as a received message), with
+// Outlook's per-mailbox limits on in the emulator and the client, scaled by 0.05 together
+// (5 min -> 15 s, 150 MB -> 7.5 MB, about 4.5 windows). It reports the bytes written as a share
+// of the mailbox's upload ceiling, and the share of requests answered 429. The scale keeps each
+// request (about 227 KB as JSON) under the budget's 5 % headroom of a window, as every request is
+// under a real 5-minute window's: at × 0.005 one request is 30 % of a window, and no pacing can
+// keep a sliding window of such lumps under the ceiling (see docs/BENCHMARKS.md).
+//
+//	go test -run '^$' -bench IMAPToExchange -benchtime 1x ./internal/connector/exo/
+func BenchmarkIMAPToExchange(b *testing.B) {
+	const items, scale = 150, 0.05
+	limits := throttle.Outlook.Scale(scale)
+	sim := m365sim.New()
+	u := &uploads{next: sim}
+	srv := httptest.NewTLSServer(u)
+	defer srv.Close()
+	sim.SetBaseURL(srv.URL)
+	sim.Apply(m365sim.Seed{Tenants: []string{"fabrikam"}, Users: 1})
+	ca := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	dst := model.Endpoint{Name: "fabrikam", Kind: model.KindM365,
+		Settings: model.EndpointSettings{Tenant: "fabrikam.onmicrosoft.com", ClientID: m365sim.SeedClientID, Host: srv.URL, CACert: ca},
+		Secret:   &model.EndpointSecret{ClientSecret: m365sim.SeedSecret("fabrikam")}}
+	d := dovecot.Start(b, dovecot.Options{Users: []string{"alice"}})
+	ac := d.Dial(b, "alice")
+	text := bytes.Repeat([]byte("0123456789abcdef\r\n"), 200<<10/18)
+	for i := range items {
+		msg := append([]byte(fmt.Sprintf("Message-ID: <bulk%d@ferry.test>\r\nFrom: a@contoso.com\r\nSubject: bulk %d\r\n\r\n", i, i)), text...)
+		dovecot.Append(b, ac, "INBOX", msg, time.Date(2024, 1, 1, 0, i, 0, 0, time.UTC), imap.FlagSeen)
+	}
+	sim.SetLimits(limits)
+	old := exo.Limits
+	exo.Limits = limits
+	defer func() { exo.Limits = old }()
+	st := storetest.SQLite(b).Open(b)
+	defer st.Close()
+	wg0, _ := st.CreateWorkgroup(ctx, "w", true)
+	e, _ := st.CreateEndpoint(ctx, model.Endpoint{WorkgroupID: wg0.ID, Name: "e", Kind: model.KindM365})
+	prj, _ := st.CreateProject(ctx, model.Project{WorkgroupID: wg0.ID, Name: "p", Workload: model.WorkloadMailbox, SourceID: e.ID, TargetID: e.ID, CreatedBy: "b"})
+	st.ImportItems(ctx, prj.ID, "b", []store.ItemInput{{SourceEmail: "alice@imap.test", TargetEmail: "user00@fabrikam.com"}})
+	all, _, _ := st.Items(ctx, prj.ID, store.ItemFilter{})
+	src, err := ferryimap.Connector{}.OpenSource(ctx, imapSideB(d, "alice"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	tgt, err := exo.Connector{}.OpenTarget(ctx, connector.Side{Endpoint: dst, Email: "user00@fabrikam.com"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	u.total.Store(0)
+	u.bytes.Store(0)
+	b.ResetTimer()
+	start := time.Now()
+	stats, _, err := engine.CopyMailbox(ctx, st, src, tgt, engine.CopyOptions{ItemID: all[0].ID, PassID: "bench", Connections: 4})
+	el := time.Since(start)
+	b.StopTimer()
+	if err != nil || stats.Objects != items {
+		b.Fatalf("copied %d of %d: %v", stats.Objects, items, err)
+	}
+	ceiling := float64(limits.Bytes) / limits.ByteWindow.Seconds()
+	rate := float64(u.bytes.Load()) / el.Seconds()
+	b.ReportMetric(100*rate/ceiling, "%-of-mailbox-ceiling")
+	b.ReportMetric(100*float64(u.c429.Load())/float64(u.total.Load()), "%-answered-429")
+	conc, reqs, byts := sim.Rejected()
+	b.Logf("%d messages in %s: %.0f bytes/s written, ceiling %.0f; %d of %d requests answered 429 (concurrency %d, requests %d, bytes %d)",
+		items, el.Round(time.Millisecond), rate, ceiling, u.c429.Load(), u.total.Load(), conc, reqs, byts)
+}
+
+func imapSideB(d *dovecot.Server, user string) connector.Side {
+	host, port, _ := strings.Cut(d.Addr, ":")
+	var p int
+	fmt.Sscan(port, &p)
+	return connector.Side{Endpoint: model.Endpoint{Kind: model.KindIMAP, Settings: model.EndpointSettings{Host: host, Port: p, Security: model.SecurityNone}},
+		Email: user, Login: user, Password: dovecot.Password(user)}
 }

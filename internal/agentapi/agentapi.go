@@ -4,12 +4,15 @@
 package agentapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/ferry-migrate/ferry/internal/auth"
 	"github.com/ferry-migrate/ferry/internal/model"
@@ -35,6 +38,8 @@ func New(st *store.Store, au *auth.Service, log *slog.Logger) *Server {
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /agent/v1/enrol", s.enrol)
 	mux.HandleFunc("POST /agent/v1/report", s.report)
+	mux.HandleFunc("POST /agent/v1/tasks", s.taskStatus)
+	mux.HandleFunc("POST /agent/v1/logs", s.logs)
 }
 
 // EnrolRequest is what an agent sends once, with the values from its agent.json.
@@ -51,9 +56,23 @@ type EnrolResponse struct {
 	PollSeconds int    `json:"poll_seconds"`
 }
 
-// ReportResponse tells the agent when to come back. Tasks come with the cutover work.
+// ReportResponse tells the agent when to come back and, once its user's cutover has come, which
+// tasks to run (with their states, so a restarted agent goes on where it stopped) and what to
+// tell the user first.
 type ReportResponse struct {
-	PollSeconds int `json:"poll_seconds"`
+	PollSeconds int                `json:"poll_seconds"`
+	Released    bool               `json:"released"`
+	Waiting     string             `json:"waiting,omitempty"`    // why the tasks are not released yet
+	CutoverAt   *time.Time         `json:"cutover_at,omitempty"` // UTC; the agent shows it in local time
+	Tasks       []model.DeviceTask `json:"tasks,omitempty"`
+	Prompt      *Prompt            `json:"prompt,omitempty"`
+}
+
+// Prompt is what the user sees before the workstation is switched over.
+type Prompt struct {
+	CompanyName string `json:"company_name,omitempty"`
+	Text        string `json:"text,omitempty"`
+	LogoURL     string `json:"logo_url,omitempty"`
 }
 
 func (s *Server) enrol(w http.ResponseWriter, r *http.Request) {
@@ -80,13 +99,8 @@ func (s *Server) enrol(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) report(w http.ResponseWriter, r *http.Request) {
-	d, err := s.auth.AuthenticateDevice(r)
-	if errors.Is(err, auth.ErrUnauthenticated) {
-		problem(w, http.StatusUnauthorized, err.Error())
-		return
-	} else if err != nil {
-		s.log.Error("agent report", "err", err)
-		problem(w, http.StatusInternalServerError, "internal error; the server log has details")
+	d, ok := s.device(w, r)
+	if !ok {
 		return
 	}
 	var f model.DeviceFacts
@@ -103,7 +117,146 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusInternalServerError, "internal error; the server log has details")
 		return
 	}
-	writeJSON(w, http.StatusOK, ReportResponse{PollSeconds: PollSeconds})
+	resp, err := s.Instructions(r.Context(), d, time.Now())
+	if err != nil {
+		s.log.Error("agent report", "device", d.ID, "err", err)
+		problem(w, http.StatusInternalServerError, "internal error; the server log has details")
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// Instructions decides what a device is told: its tasks are released when the administrator
+// forced them, or when its user's item has migrated and the item's cutover time (if any) has
+// come; a hold keeps them back whatever else holds.
+func (s *Server) Instructions(ctx context.Context, d model.Device, now time.Time) (ReportResponse, error) {
+	resp := ReportResponse{PollSeconds: PollSeconds}
+	rel, err := s.st.DeviceRelease(ctx, d.ID)
+	if err != nil {
+		return resp, err
+	}
+	it, found, err := s.st.ItemForUser(ctx, d.ProjectID, d.UserEmail)
+	if err != nil {
+		return resp, err
+	}
+	if found {
+		if resp.CutoverAt, err = s.st.Cutover(ctx, it.ID); err != nil {
+			return resp, err
+		}
+	}
+	migrated := found && (it.Status == model.StatusCompleted || it.Status == model.StatusCompletedWithErrors)
+	switch {
+	case rel == model.ReleaseHeld:
+		resp.Waiting = "held by an administrator"
+	case rel == model.ReleaseForced:
+		resp.Released = true
+	case !found:
+		resp.Waiting = "no item of the project has the user " + d.UserEmail
+	case !migrated:
+		resp.Waiting = "the mailbox of " + d.UserEmail + " has not finished migrating (" + string(it.Status) + ")"
+	case resp.CutoverAt != nil && now.Before(*resp.CutoverAt):
+		resp.Waiting = "the cutover time has not come"
+	default:
+		resp.Released = true
+	}
+	if !resp.Released {
+		return resp, nil
+	}
+	set, err := s.st.AgentSettings(ctx, d.ProjectID)
+	if err != nil {
+		return resp, err
+	}
+	if resp.Tasks, err = s.st.DeviceTasks(ctx, d.ID, set.Tasks); err != nil {
+		return resp, err
+	}
+	resp.Prompt = &Prompt{CompanyName: set.CompanyName, Text: set.PromptText, LogoURL: set.LogoURL}
+	return resp, nil
+}
+
+// TaskReport is an agent's word on one task.
+type TaskReport struct {
+	Task   string          `json:"task"`
+	Status model.TaskState `json:"status"`
+	Detail string          `json:"detail,omitempty"`
+}
+
+func (s *Server) device(w http.ResponseWriter, r *http.Request) (model.Device, bool) {
+	d, err := s.auth.AuthenticateDevice(r)
+	if errors.Is(err, auth.ErrUnauthenticated) {
+		problem(w, http.StatusUnauthorized, err.Error())
+		return d, false
+	} else if err != nil {
+		s.log.Error("agent", "err", err)
+		problem(w, http.StatusInternalServerError, "internal error; the server log has details")
+		return d, false
+	}
+	return d, true
+}
+
+func (s *Server) taskStatus(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.device(w, r)
+	if !ok {
+		return
+	}
+	var req TaskReport
+	if err := decode(w, r, &req); err != nil {
+		problem(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	set, err := s.st.AgentSettings(r.Context(), d.ProjectID)
+	if err != nil {
+		problem(w, http.StatusInternalServerError, "internal error; the server log has details")
+		return
+	}
+	switch {
+	case !slices.Contains(set.Tasks, req.Task):
+		problem(w, http.StatusBadRequest, fmt.Sprintf("task %q is not one of this project's tasks (%s)", req.Task, strings.Join(set.Tasks, ", ")))
+		return
+	case !req.Status.Valid():
+		problem(w, http.StatusBadRequest, fmt.Sprintf("status %q: want Waiting, Running, Complete, Skipped or Error", req.Status))
+		return
+	case len(req.Detail) > 2000:
+		problem(w, http.StatusBadRequest, "detail is longer than 2000 characters")
+		return
+	}
+	if err := s.st.SetTaskStatus(r.Context(), d.ID, req.Task, req.Status, req.Detail); err != nil {
+		s.log.Error("agent task", "device", d.ID, "err", err)
+		problem(w, http.StatusInternalServerError, "internal error; the server log has details")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// LogUpload is a batch of an agent's log lines.
+type LogUpload struct {
+	Lines []string `json:"lines"`
+}
+
+func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.device(w, r)
+	if !ok {
+		return
+	}
+	var req LogUpload
+	if err := decode(w, r, &req); err != nil {
+		problem(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if len(req.Lines) == 0 || len(req.Lines) > 500 {
+		problem(w, http.StatusBadRequest, "send 1 to 500 lines at a time")
+		return
+	}
+	for i, l := range req.Lines {
+		if len(l) > 4000 {
+			req.Lines[i] = l[:4000] + " …(cut)"
+		}
+	}
+	if err := s.st.AddDeviceLogs(r.Context(), d.ID, req.Lines); err != nil {
+		s.log.Error("agent logs", "device", d.ID, "err", err)
+		problem(w, http.StatusInternalServerError, "internal error; the server log has details")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // checkFacts refuses reports a console could not show sensibly.

@@ -143,3 +143,170 @@ func TestEnrolReportRevoke(t *testing.T) {
 		}
 	})
 }
+
+// TestTasksAreReleasedAtCutover: a device receives its tasks only once its user's item has
+// migrated and the item's cutover time has come, or when an administrator starts it; a hold keeps
+// them back; the agent's task states and log lines show in the API, where roles apply.
+func TestTasksAreReleasedAtCutover(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db storetest.DB) {
+		s := server.Start(t, db, nil)
+		ctx := context.Background()
+		base := s.Srv.URL
+		for _, ep := range []string{"src", "dst"} {
+			if err := s.Admin.Do(ctx, "POST", "/api/v1/endpoints", map[string]any{"name": ep, "kind": "memory", "settings": map[string]any{"host": ep}}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Admin.Do(ctx, "POST", "/api/v1/projects", map[string]any{"name": "acme", "workload": "mailbox", "source": "src", "target": "dst"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		var imp map[string]any
+		if err := s.Admin.Upload(ctx, "POST", "/api/v1/projects/acme/items/import", "text/csv", strings.NewReader("source_email,target_email\nann@contoso.com,ann@fabrikam.com\n"), &imp); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Admin.Do(ctx, "POST", "/api/v1/users", map[string]any{"username": "rita", "password": "Rita-Password-1234", "workgroup": "Default", "role": "Reader"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		rita := s.TokenFor(t, "rita", "Rita-Password-1234")
+		var tok api.AgentTokenResponse
+		if err := s.Admin.Do(ctx, "POST", "/api/v1/projects/acme/agent/tokens", map[string]string{"name": "wave1"}, &tok); err != nil {
+			t.Fatal(err)
+		}
+		facts := model.DeviceFacts{Hostname: "LAPTOP-02", UserEmail: "Ann@Contoso.com", AgentVersion: "0.1.0"}
+		_, out := agentCall(t, base, "/agent/v1/enrol", "", agentapi.EnrolRequest{Token: tok.Token, CompanyKey: tok.CompanyKey, Device: facts})
+		cred, devID := out["credential"].(string), out["device_id"].(string)
+		report := func() agentapi.ReportResponse {
+			t.Helper()
+			data, _ := json.Marshal(facts)
+			req, _ := http.NewRequest("POST", base+"/agent/v1/report", bytes.NewReader(data))
+			req.Header.Set("Authorization", "Bearer "+cred)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var r agentapi.ReportResponse
+			if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&r) != nil {
+				t.Fatalf("report: %d", resp.StatusCode)
+			}
+			return r
+		}
+		if r := report(); r.Released || !strings.Contains(r.Waiting, "has not finished migrating (NotStarted)") {
+			t.Fatalf("before the migration: %+v", r)
+		}
+
+		// Settings: three tasks, a prompt; a Reader may read them but not set them.
+		set := model.AgentSettings{Tasks: []string{"teams", "outlook", "onedrive"}, CompanyName: "Fabrikam", PromptText: "Your PC moves to Fabrikam tonight."}
+		if err := rita.Do(ctx, "PUT", "/api/v1/projects/acme/agent/settings", set, nil); client.StatusOf(err) != 403 {
+			t.Fatalf("a Reader setting agent settings: %v, want 403", err)
+		}
+		if err := s.Admin.Do(ctx, "PUT", "/api/v1/projects/acme/agent/settings", model.AgentSettings{Tasks: []string{"printer"}}, nil); client.StatusOf(err) != 400 {
+			t.Fatalf("an unknown task: %v, want 400", err)
+		}
+		if err := s.Admin.Do(ctx, "PUT", "/api/v1/projects/acme/agent/settings", set, nil); err != nil {
+			t.Fatal(err)
+		}
+
+		// The item migrates, with a cutover tomorrow: still waiting; then the time has come.
+		var items struct {
+			Items []model.Item `json:"items"`
+		}
+		if err := s.Admin.Do(ctx, "GET", "/api/v1/projects/acme/items", nil, &items); err != nil || len(items.Items) != 1 {
+			t.Fatalf("items: %v %v", items, err)
+		}
+		it := items.Items[0]
+		if err := s.Store.FinishRun(ctx, "none", it.ID, model.StatusCompleted, model.ItemStats{}, nil, ""); err != nil {
+			t.Fatal(err)
+		}
+		tomorrow := time.Now().Add(24 * time.Hour).Truncate(time.Second)
+		if err := s.Admin.Do(ctx, "PUT", "/api/v1/items/"+it.ID+"/cutover", map[string]any{"at": tomorrow.In(time.FixedZone("CET", 3600))}, nil); err != nil {
+			t.Fatal(err)
+		}
+		r := report()
+		if r.Released || r.Waiting != "the cutover time has not come" || r.CutoverAt == nil || !r.CutoverAt.Equal(tomorrow) || r.CutoverAt.Location() != time.UTC {
+			t.Fatalf("before the cutover time: %+v", r)
+		}
+		if err := s.Admin.Do(ctx, "PUT", "/api/v1/items/"+it.ID+"/cutover", map[string]any{"at": time.Now().Add(-time.Minute)}, nil); err != nil {
+			t.Fatal(err)
+		}
+		r = report()
+		if !r.Released || len(r.Tasks) != 3 || r.Tasks[0].Task != "outlook" || r.Tasks[1].Task != "onedrive" || r.Tasks[2].Task != "teams" ||
+			r.Tasks[0].Status != model.TaskWaiting || r.Prompt == nil || r.Prompt.CompanyName != "Fabrikam" {
+			t.Fatalf("at the cutover: %+v", r)
+		}
+
+		// The agent's word on its tasks and its log lines.
+		for _, tr := range []agentapi.TaskReport{{Task: "outlook", Status: model.TaskComplete}, {Task: "onedrive", Status: model.TaskError, Detail: "OneDrive.exe did not stop"}} {
+			if code, out := agentCall(t, base, "/agent/v1/tasks", cred, tr); code != 204 {
+				t.Fatalf("task report %+v: %d %v", tr, code, out)
+			}
+		}
+		if code, _ := agentCall(t, base, "/agent/v1/tasks", cred, agentapi.TaskReport{Task: "office", Status: model.TaskComplete}); code != 400 {
+			t.Errorf("a task the project does not run: %d, want 400", code)
+		}
+		if code, _ := agentCall(t, base, "/agent/v1/tasks", cred, agentapi.TaskReport{Task: "teams", Status: "Done"}); code != 400 {
+			t.Errorf("an unknown status: %d, want 400", code)
+		}
+		if code, _ := agentCall(t, base, "/agent/v1/logs", cred, agentapi.LogUpload{Lines: []string{"outlook: profile Fabrikam created", "onedrive: stop timed out"}}); code != 204 {
+			t.Fatalf("log upload: %d", code)
+		}
+		if code, _ := agentCall(t, base, "/agent/v1/logs", tok.Token, agentapi.LogUpload{Lines: []string{"x"}}); code != 401 {
+			t.Errorf("logs with the enrolment token: %d, want 401", code)
+		}
+		var devices []api.DeviceView
+		if err := rita.Do(ctx, "GET", "/api/v1/projects/acme/devices", nil, &devices); err != nil || len(devices) != 1 {
+			t.Fatalf("devices: %v %v", devices, err)
+		}
+		states := ""
+		for _, dt := range devices[0].Tasks {
+			states += dt.Task + "=" + string(dt.Status) + " "
+		}
+		if states != "outlook=Complete onedrive=Error teams=Waiting " || devices[0].Tasks[1].Detail != "OneDrive.exe did not stop" {
+			t.Errorf("task states: %q %+v", states, devices[0].Tasks)
+		}
+		var logs []model.DeviceLog
+		if err := rita.Do(ctx, "GET", "/api/v1/devices/"+devID+"/logs", nil, &logs); err != nil || len(logs) != 2 || logs[0].Line != "outlook: profile Fabrikam created" {
+			t.Fatalf("logs: %v %v", logs, err)
+		}
+
+		// Actions: a Reader may not; stop holds, restart runs again from the first, start forces.
+		if err := rita.Do(ctx, "POST", "/api/v1/devices/"+devID+"/actions", map[string]string{"action": "stop"}, nil); client.StatusOf(err) != 403 {
+			t.Fatalf("a Reader stopping a device: %v, want 403", err)
+		}
+		act := func(a string) api.DeviceView {
+			t.Helper()
+			var v api.DeviceView
+			if err := s.Admin.Do(ctx, "POST", "/api/v1/devices/"+devID+"/actions", map[string]string{"action": a}, &v); err != nil {
+				t.Fatalf("%s: %v", a, err)
+			}
+			return v
+		}
+		act("stop")
+		if r := report(); r.Released || r.Waiting != "held by an administrator" {
+			t.Fatalf("after stop: %+v", r)
+		}
+		if v := act("restart"); v.Tasks[0].Status != model.TaskWaiting || v.Release != model.ReleaseAuto {
+			t.Fatalf("after restart: %+v", v)
+		}
+		if r := report(); !r.Released || r.Tasks[0].Status != model.TaskWaiting {
+			t.Fatalf("a restarted device's report: %+v", r)
+		}
+		if v := act("complete"); v.Tasks[2].Status != model.TaskComplete {
+			t.Fatalf("after complete: %+v", v)
+		}
+		// Start releases the tasks of a device whose user has no migrated item.
+		if err := s.Admin.Do(ctx, "PUT", "/api/v1/items/"+it.ID+"/cutover", map[string]any{"at": tomorrow}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if r := report(); r.Released {
+			t.Fatalf("cutover moved to tomorrow, still released: %+v", r)
+		}
+		act("start")
+		if r := report(); !r.Released {
+			t.Fatalf("after start: %+v", r)
+		}
+		if err := s.Admin.Do(ctx, "POST", "/api/v1/devices/"+devID+"/actions", map[string]string{"action": "reboot"}, nil); client.StatusOf(err) != 400 {
+			t.Errorf("an unknown action: %v, want 400", err)
+		}
+	})
+}

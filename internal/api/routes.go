@@ -62,6 +62,11 @@ func (s *Server) routes() []route {
 		{"DELETE", "/api/v1/projects/{id}/agent/tokens/{token}", member, s.revokeAgentToken},
 		{"GET", "/api/v1/projects/{id}/devices", member, s.listDevices},
 		{"POST", "/api/v1/devices/{id}/revoke", member, s.revokeDevice},
+		{"GET", "/api/v1/projects/{id}/agent/settings", member, s.agentSettings},
+		{"PUT", "/api/v1/projects/{id}/agent/settings", member, s.setAgentSettings},
+		{"PUT", "/api/v1/items/{id}/cutover", member, s.setCutover},
+		{"POST", "/api/v1/devices/{id}/actions", member, s.deviceAction},
+		{"GET", "/api/v1/devices/{id}/logs", member, s.deviceLogs},
 		{"GET", "/api/v1/items/{id}", member, s.getItem},
 		{"GET", "/api/v1/events", member, s.listEvents},
 	}

@@ -76,12 +76,12 @@ func agentCmd(g *globals) *cobra.Command {
 	devices := &cobra.Command{
 		Use: "devices PROJECT", Short: "List a project's devices and what they last reported", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ds, err := fetch[[]model.Device](cmd, g, "/api/v1/projects/"+esc(args[0])+"/devices")
+			ds, err := fetch[[]api.DeviceView](cmd, g, "/api/v1/projects/"+esc(args[0])+"/devices")
 			if err != nil {
 				return err
 			}
 			return g.print(ds, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "ID\tHOST\tOS\tUSER\tSOFTWARE\tAGENT\tLAST SEEN\tSTATE")
+				fmt.Fprintln(w, "ID\tHOST\tOS\tUSER\tSOFTWARE\tAGENT\tLAST SEEN\tSTATE\tTASKS")
 				for _, d := range ds {
 					var sw []string
 					for k, v := range d.Software {
@@ -89,15 +89,121 @@ func agentCmd(g *globals) *cobra.Command {
 					}
 					sort.Strings(sw)
 					state := "active"
-					if d.RevokedAt != nil {
+					switch {
+					case d.RevokedAt != nil:
 						state = "revoked"
+					case d.Release != model.ReleaseAuto:
+						state = string(d.Release)
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Hostname, d.OSVersion, d.UserEmail, strings.Join(sw, ", "), d.AgentVersion,
-						d.LastSeenAt.Format(time.DateTime), state)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Hostname, d.OSVersion, d.UserEmail, strings.Join(sw, ", "), d.AgentVersion,
+						d.LastSeenAt.Format(time.DateTime), state, taskList(d.Tasks))
 				}
 			})
 		},
 	}
-	cmd.AddCommand(token, devices)
+	logs := &cobra.Command{
+		Use: "logs DEVICE", Short: "Show the newest log lines a device's agent uploaded", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ls, err := fetch[[]model.DeviceLog](cmd, g, "/api/v1/devices/"+esc(args[0])+"/logs")
+			if err != nil {
+				return err
+			}
+			return g.print(ls, func(w *tabwriter.Writer) {
+				for _, l := range ls {
+					fmt.Fprintf(w, "%s  %s\n", l.At.Local().Format(time.DateTime), l.Line)
+				}
+			})
+		},
+	}
+	action := &cobra.Command{
+		Use:       "action DEVICE start|stop|restart|complete",
+		Short:     "Start a device's tasks now, hold them, run them again, or mark them complete",
+		Args:      cobra.ExactArgs(2),
+		ValidArgs: []string{"start", "stop", "restart", "complete"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			var v api.DeviceView
+			if err := c.Do(cmd.Context(), "POST", "/api/v1/devices/"+esc(args[0])+"/actions", map[string]string{"action": args[1]}, &v); err != nil {
+				return err
+			}
+			return g.print(v, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "%s %s: %s\n", args[1], v.Hostname, taskList(v.Tasks))
+			})
+		},
+	}
+	var tasks []string
+	var company, prompt, logo string
+	settings := &cobra.Command{
+		Use:   "settings PROJECT",
+		Short: "Show or set a project's agent tasks and the prompt users see",
+		Long: `Without flags, shows the settings. With --tasks (some of outlook, onedrive, teams, office,
+entra; they always run in that order) and the prompt flags, replaces them.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := "/api/v1/projects/" + esc(args[0]) + "/agent/settings"
+			var set model.AgentSettings
+			if cmd.Flags().NFlag() > 0 {
+				c, err := g.client()
+				if err != nil {
+					return err
+				}
+				if err := c.Do(cmd.Context(), "PUT", path, model.AgentSettings{Tasks: tasks, CompanyName: company, PromptText: prompt, LogoURL: logo}, &set); err != nil {
+					return err
+				}
+			} else {
+				var err error
+				if set, err = fetch[model.AgentSettings](cmd, g, path); err != nil {
+					return err
+				}
+			}
+			return g.print(set, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "tasks:\t%s\ncompany:\t%s\nprompt:\t%s\nlogo:\t%s\n", strings.Join(set.Tasks, ", "), set.CompanyName, set.PromptText, set.LogoURL)
+			})
+		},
+	}
+	settings.Flags().StringSliceVar(&tasks, "tasks", model.AgentTasks, "tasks to run: "+strings.Join(model.AgentTasks, ","))
+	settings.Flags().StringVar(&company, "company", "", "company name shown to users")
+	settings.Flags().StringVar(&prompt, "prompt", "", "text shown to users before their PC is switched over")
+	settings.Flags().StringVar(&logo, "logo", "", "logo: an https:// or data:image/ URL")
+	cutover := &cobra.Command{
+		Use:   "cutover ITEM TIME|none",
+		Short: "Set when an item's workstation may be switched over (RFC 3339, e.g. 2026-12-05T22:00:00+01:00), or clear it",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var at *time.Time
+			if args[1] != "none" {
+				t, err := time.Parse(time.RFC3339, args[1])
+				if err != nil {
+					return withCode(ExitUsage, fmt.Errorf("time %q: want RFC 3339 like 2026-12-05T22:00:00+01:00, or none", args[1]))
+				}
+				at = &t
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if err := c.Do(cmd.Context(), "PUT", "/api/v1/items/"+esc(args[0])+"/cutover", map[string]any{"at": at}, nil); err != nil {
+				return err
+			}
+			if at == nil {
+				fmt.Fprintf(g.stdout, "Cleared the cutover time of %s.\n", args[0])
+			} else {
+				fmt.Fprintf(g.stdout, "Cutover of %s at %s (%s UTC).\n", args[0], at.Local().Format(time.DateTime), at.UTC().Format(time.DateTime))
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(token, devices, logs, action, settings, cutover)
 	return cmd
+}
+
+func taskList(ts []model.DeviceTask) string {
+	var out []string
+	for _, t := range ts {
+		out = append(out, t.Task+" "+string(t.Status))
+	}
+	return strings.Join(out, ", ")
 }

@@ -39,10 +39,30 @@ func TestAgentCommands(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("enrol against ferry serve: %v %v", resp, err)
 	}
+	var enrolled agentapi.EnrolResponse
+	json.NewDecoder(resp.Body).Decode(&enrolled)
 	resp.Body.Close()
 	code, out, _ = run(t, "", "agent", "devices", "acme")
 	if code != 0 || !strings.Contains(out, "DESK-07") || !strings.Contains(out, "bo@old.example") || !strings.Contains(out, "outlook 16.0.1") || !strings.Contains(out, "active") {
 		t.Fatalf("agent devices: exit %d\n%s", code, out)
+	}
+	if code, out, errs := run(t, "", "agent", "settings", "acme", "--tasks", "teams,outlook", "--company", "New Co"); code != 0 || !strings.Contains(out, "outlook, teams") {
+		t.Fatalf("agent settings: exit %d %s %s", code, out, errs)
+	}
+	if code, _, errs := run(t, "", "agent", "settings", "acme", "--tasks", "fax"); code != ExitError || !strings.Contains(errs, `"fax" is not a task`) {
+		t.Errorf("an unknown task: exit %d %q", code, errs)
+	}
+	if code, out, _ := run(t, "", "agent", "action", enrolled.DeviceID, "stop"); code != 0 || !strings.Contains(out, "outlook Waiting, teams Waiting") {
+		t.Fatalf("agent action stop: exit %d %s", code, out)
+	}
+	if code, out, _ := run(t, "", "agent", "devices", "acme"); code != 0 || !strings.Contains(out, "held") || !strings.Contains(out, "outlook Waiting, teams Waiting") {
+		t.Fatalf("devices after stop: %s", out)
+	}
+	if code, _, errs := run(t, "", "agent", "logs", enrolled.DeviceID); code != 0 {
+		t.Fatalf("agent logs: exit %d %s", code, errs)
+	}
+	if code, _, errs := run(t, "", "agent", "cutover", "item", "tomorrow"); code != ExitUsage || !strings.Contains(errs, "want RFC 3339") {
+		t.Errorf("a cutover time that is no time: exit %d %q", code, errs)
 	}
 	if code, out, _ = run(t, "", "agent", "token", "list", "acme"); code != 0 || !strings.Contains(out, "wave-1") || !strings.Contains(out, "active") || strings.Contains(out, tok.Token) {
 		t.Fatalf("agent token list: exit %d\n%s", code, out)

@@ -38,3 +38,61 @@ type Device struct {
 	LastSeenAt time.Time  `json:"last_seen_at"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
 }
+
+// AgentTasks are the reconfiguration tasks an agent runs at cutover, in the order it runs them.
+var AgentTasks = []string{"outlook", "onedrive", "teams", "office", "entra"}
+
+// TaskState is where one task stands on one device.
+type TaskState string
+
+// Task states.
+const (
+	TaskWaiting  TaskState = "Waiting"
+	TaskRunning  TaskState = "Running"
+	TaskComplete TaskState = "Complete"
+	TaskSkipped  TaskState = "Skipped"
+	TaskError    TaskState = "Error"
+)
+
+// Valid reports whether s is a known task state.
+func (s TaskState) Valid() bool {
+	switch s {
+	case TaskWaiting, TaskRunning, TaskComplete, TaskSkipped, TaskError:
+		return true
+	}
+	return false
+}
+
+// AgentSettings are a project's choices for its agents: which tasks run, and the prompt users
+// see before their workstation is switched over.
+type AgentSettings struct {
+	Tasks       []string `json:"tasks"`
+	CompanyName string   `json:"company_name,omitempty"`
+	PromptText  string   `json:"prompt_text,omitempty"`
+	LogoURL     string   `json:"logo_url,omitempty"`
+}
+
+// DeviceTask is one task's state on one device.
+type DeviceTask struct {
+	Task      string    `json:"task"`
+	Status    TaskState `json:"status"`
+	Detail    string    `json:"detail,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// DeviceLog is one line an agent uploaded.
+type DeviceLog struct {
+	At   time.Time `json:"at"`
+	Line string    `json:"line"`
+}
+
+// Release is an administrator's hold on a device's tasks: "" follows the item's migration and
+// cutover time, "forced" releases them now, "held" keeps them back.
+type Release string
+
+// Releases.
+const (
+	ReleaseAuto   Release = ""
+	ReleaseForced Release = "forced"
+	ReleaseHeld   Release = "held"
+)

@@ -1,6 +1,7 @@
 // Package agent is the platform-neutral core of ferry-agent: it enrols with the server once, keeps
 // its device credential in a state file, and reports on a jittered schedule, backing off
-// exponentially while the server cannot be reached. Reconfiguration tasks come on top of it.
+// exponentially while the server cannot be reached. Once the server releases the device's tasks
+// it runs them in order, reporting each one's state and uploading what happened (tasks.go).
 package agent
 
 import (
@@ -73,6 +74,10 @@ type Agent struct {
 	// Sleep waits (tests replace it); OnReport is called after each accepted report.
 	Sleep    func(ctx context.Context, d time.Duration) error
 	OnReport func(n int)
+	// Tasks are the reconfigurations this platform can run, by name; released ones without an
+	// entry are Skipped. AskUser shows the project's prompt before the first task; nil goes on.
+	Tasks   map[string]Task
+	AskUser func(ctx context.Context, p Prompt) error
 
 	http       *http.Client
 	serverPoll bool
@@ -230,9 +235,7 @@ func (a *Agent) enrol(ctx context.Context) (State, error) {
 }
 
 func (a *Agent) report(ctx context.Context, st State) (time.Duration, error) {
-	var out struct {
-		PollSeconds int `json:"poll_seconds"`
-	}
+	var out Instructions
 	status, err := a.post(ctx, "/agent/v1/report", st.Credential, a.facts(), &out)
 	switch {
 	case err != nil:
@@ -244,6 +247,9 @@ func (a *Agent) report(ctx context.Context, st State) (time.Duration, error) {
 	}
 	if a.serverPoll && out.PollSeconds > 0 {
 		a.Poll = time.Duration(out.PollSeconds) * time.Second
+	}
+	if out.Released {
+		return a.Poll, a.runTasks(ctx, st, out)
 	}
 	return a.Poll, nil
 }

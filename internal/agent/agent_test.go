@@ -181,3 +181,92 @@ func TestLoadConfig(t *testing.T) {
 		}
 	}
 }
+
+// fakeTask records its runs and writes a backup file, as a real task keeps what a rollback needs.
+type fakeTask struct {
+	mu   sync.Mutex
+	runs int
+	err  error
+}
+
+func (f *fakeTask) Run(ctx context.Context, backup string) (string, error) {
+	f.mu.Lock()
+	f.runs++
+	f.mu.Unlock()
+	if err := os.WriteFile(filepath.Join(backup, "before.reg"), []byte("saved"), 0o600); err != nil {
+		return "", err
+	}
+	return "done", f.err
+}
+
+// TestReleasedTasksRun: an agent whose tasks are not released runs nothing; once an administrator
+// starts the device it runs them in order, once each (a task it has no code for is Skipped, a
+// failing one is Error), asks the user first, uploads its log, and runs them again only after a
+// restart.
+func TestReleasedTasksRun(t *testing.T) {
+	r := newRig(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	outlook, onedrive := &fakeTask{}, &fakeTask{err: errors.New("OneDrive.exe did not stop")}
+	var asked []string
+	runN := func(n int) {
+		t.Helper()
+		c, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		a := &agent.Agent{Config: r.cfg, Dir: dir, Facts: laptop, Poll: time.Minute, Backoff: time.Second, MaxBackoff: time.Second,
+			Sleep: func(ctx context.Context, d time.Duration) error { return ctx.Err() },
+			OnReport: func(k int) {
+				if k >= n {
+					cancel()
+				}
+			},
+			Tasks:   map[string]agent.Task{"outlook": outlook, "onedrive": onedrive},
+			AskUser: func(_ context.Context, p agent.Prompt) error { asked = append(asked, p.CompanyName+": "+p.Text); return nil }}
+		if err := a.Run(c); err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+	}
+	if err := r.stack.Admin.Do(ctx, "PUT", "/api/v1/projects/acme/agent/settings", model.AgentSettings{Tasks: []string{"outlook", "onedrive", "teams"},
+		CompanyName: "Fabrikam", PromptText: "Save your work: Outlook restarts in 5 minutes."}, nil); err != nil {
+		t.Fatal(err)
+	}
+	runN(1)
+	if outlook.runs != 0 || len(asked) != 0 {
+		t.Fatalf("tasks ran before their release: outlook %d, asked %v", outlook.runs, asked)
+	}
+	var ds []api.DeviceView
+	r.stack.Admin.Do(ctx, "GET", "/api/v1/projects/acme/devices", nil, &ds)
+	if err := r.stack.Admin.Do(ctx, "POST", "/api/v1/devices/"+ds[0].ID+"/actions", map[string]string{"action": "start"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	runN(2)
+	if outlook.runs != 1 || onedrive.runs != 1 || len(asked) != 1 || asked[0] != "Fabrikam: Save your work: Outlook restarts in 5 minutes." {
+		t.Fatalf("after the release: outlook ran %d, onedrive %d, asked %v; want once each and one prompt", outlook.runs, onedrive.runs, asked)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "backup", "outlook", "before.reg")); err != nil {
+		t.Errorf("the outlook task's backup: %v", err)
+	}
+	r.stack.Admin.Do(ctx, "GET", "/api/v1/projects/acme/devices", nil, &ds)
+	got := ""
+	for _, dt := range ds[0].Tasks {
+		got += dt.Task + "=" + string(dt.Status) + ":" + dt.Detail + " "
+	}
+	if got != "outlook=Complete:done onedrive=Error:OneDrive.exe did not stop teams=Skipped:this agent has no teams task for its platform " {
+		t.Fatalf("task states on the server: %q", got)
+	}
+	var logs []model.DeviceLog
+	if err := r.stack.Admin.Do(ctx, "GET", "/api/v1/devices/"+ds[0].ID+"/logs", nil, &logs); err != nil || len(logs) != 3 || !strings.HasPrefix(logs[0].Line, "outlook: Complete") {
+		t.Fatalf("uploaded log: %v %v", logs, err)
+	}
+	// A restart runs them again from the first, once.
+	if err := r.stack.Admin.Do(ctx, "POST", "/api/v1/devices/"+ds[0].ID+"/actions", map[string]string{"action": "restart"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.stack.Admin.Do(ctx, "POST", "/api/v1/devices/"+ds[0].ID+"/actions", map[string]string{"action": "start"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	runN(2)
+	if outlook.runs != 2 || len(asked) != 2 {
+		t.Fatalf("after a restart: outlook ran %d times, asked %d; want 2 and 2", outlook.runs, len(asked))
+	}
+}

@@ -1,0 +1,115 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ferry-migrate/ferry/internal/model"
+)
+
+// Task is one reconfiguration of the workstation (Outlook, OneDrive, Teams, Office, Entra). Run
+// must be idempotent: an agent stopped half-way runs it again. It keeps what a rollback needs
+// under backup, a directory of its own in the agent's data directory.
+type Task interface {
+	Run(ctx context.Context, backup string) (detail string, err error)
+}
+
+// ErrSkip, returned by a task, says there was nothing to do on this workstation (no Outlook
+// installed, say): the task is Skipped, not failed.
+var ErrSkip = errors.New("nothing to do here")
+
+// Instructions are what the server said in answer to a report.
+type Instructions struct {
+	PollSeconds int                `json:"poll_seconds"`
+	Released    bool               `json:"released"`
+	Waiting     string             `json:"waiting,omitempty"`
+	CutoverAt   *time.Time         `json:"cutover_at,omitempty"`
+	Tasks       []model.DeviceTask `json:"tasks,omitempty"`
+	Prompt      *Prompt            `json:"prompt,omitempty"`
+}
+
+// Prompt is what the user is shown before the first task runs.
+type Prompt struct {
+	CompanyName string `json:"company_name,omitempty"`
+	Text        string `json:"text,omitempty"`
+	LogoURL     string `json:"logo_url,omitempty"`
+}
+
+// runTasks runs the released tasks still to do, in the server's order, telling the server each
+// task's state and uploading what happened. A task the platform has no code for is Skipped.
+func (a *Agent) runTasks(ctx context.Context, st State, in Instructions) error {
+	var todo []model.DeviceTask
+	for _, t := range in.Tasks {
+		if t.Status == model.TaskWaiting || t.Status == model.TaskRunning {
+			todo = append(todo, t) // Running: stopped half-way; tasks are idempotent
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	if a.AskUser != nil && in.Prompt != nil {
+		if err := a.AskUser(ctx, *in.Prompt); err != nil {
+			return fmt.Errorf("prompt: %w", err)
+		}
+	}
+	var log []string
+	for _, t := range todo {
+		impl := a.Tasks[t.Task]
+		if impl == nil {
+			if err := a.setTask(ctx, st, t.Task, model.TaskSkipped, "this agent has no "+t.Task+" task for its platform"); err != nil {
+				return err
+			}
+			log = append(log, t.Task+": skipped, not supported on this platform")
+			continue
+		}
+		if err := a.setTask(ctx, st, t.Task, model.TaskRunning, ""); err != nil {
+			return err
+		}
+		backup := filepath.Join(a.Dir, "backup", t.Task)
+		if err := os.MkdirAll(backup, 0o700); err != nil {
+			return err
+		}
+		detail, err := impl.Run(ctx, backup)
+		status := model.TaskComplete
+		switch {
+		case errors.Is(err, ErrSkip):
+			status, detail = model.TaskSkipped, err.Error()
+		case err != nil:
+			status, detail = model.TaskError, err.Error()
+		}
+		if err := a.setTask(ctx, st, t.Task, status, detail); err != nil {
+			return err
+		}
+		log = append(log, fmt.Sprintf("%s: %s %s", t.Task, status, detail))
+	}
+	return a.uploadLog(ctx, st, log)
+}
+
+func (a *Agent) setTask(ctx context.Context, st State, task string, status model.TaskState, detail string) error {
+	code, err := a.post(ctx, "/agent/v1/tasks", st.Credential, map[string]any{"task": task, "status": status, "detail": detail}, nil)
+	switch {
+	case err != nil:
+		return err
+	case code == http.StatusUnauthorized:
+		return ErrRevoked
+	case code != http.StatusNoContent:
+		return fmt.Errorf("task %s: server answered %d", task, code)
+	}
+	return nil
+}
+
+func (a *Agent) uploadLog(ctx context.Context, st State, lines []string) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	code, err := a.post(ctx, "/agent/v1/logs", st.Credential, map[string]any{"lines": lines}, nil)
+	if err == nil && code != http.StatusNoContent {
+		err = fmt.Errorf("log upload: server answered %d", code)
+	}
+	return err
+}

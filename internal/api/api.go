@@ -30,6 +30,8 @@ type Server struct {
 	eng  *engine.Engine
 	log  *slog.Logger
 	mux  *http.ServeMux
+	// agentDir holds agent binaries for packages; certSHA256 pins the server's certificate.
+	agentDir, certSHA256 string
 }
 
 // access says who may call a route. Role checks on workgroup and project objects happen in the

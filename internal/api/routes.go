@@ -67,6 +67,7 @@ func (s *Server) routes() []route {
 		{"PUT", "/api/v1/items/{id}/cutover", member, s.setCutover},
 		{"POST", "/api/v1/devices/{id}/actions", member, s.deviceAction},
 		{"GET", "/api/v1/devices/{id}/logs", member, s.deviceLogs},
+		{"POST", "/api/v1/projects/{id}/agent/package", member, s.agentPackage},
 		{"GET", "/api/v1/items/{id}", member, s.getItem},
 		{"GET", "/api/v1/events", member, s.listEvents},
 	}

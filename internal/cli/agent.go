@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -196,7 +197,45 @@ entra; they always run in that order) and the prompt flags, replaces them.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(token, devices, logs, action, settings, cutover)
+	var pkgOS, pkgArch, pkgServer, pkgOut string
+	pkg := &cobra.Command{
+		Use:   "package PROJECT",
+		Short: "Build the project's agent package (ferry-agent and agent.json in a zip); the previous package's token is revoked",
+		Long: `Build a zip holding ferry-agent for the chosen platform and its agent.json: the server's URL, the
+project's company key, a new enrolment token and the server certificate's fingerprint. Reissuing
+a package revokes the token of the one before at once; devices that enrolled with it go on. The
+server takes the binary from its --agent-dir (default <data>/agents), e.g.
+ferry-agent-windows-amd64.exe built with GOOS=windows go build ./cmd/ferry-agent.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if pkgOut == "" {
+				pkgOut = "ferry-agent-" + args[0] + "-" + pkgOS + ".zip"
+			}
+			f, err := os.OpenFile(pkgOut, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600) // it holds a live token
+			if err != nil {
+				return err
+			}
+			err = c.Do(cmd.Context(), "POST", "/api/v1/projects/"+esc(args[0])+"/agent/package", map[string]string{"os": pkgOS, "arch": pkgArch, "server_url": pkgServer}, f)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				os.Remove(pkgOut)
+				return err
+			}
+			fmt.Fprintf(g.stdout, "Wrote %s. It holds a live enrolment token: hand it out like a password.\n", pkgOut)
+			return nil
+		},
+	}
+	pkg.Flags().StringVar(&pkgOS, "os", "windows", "windows, linux or darwin")
+	pkg.Flags().StringVar(&pkgArch, "arch", "amd64", "amd64 or arm64")
+	pkg.Flags().StringVar(&pkgServer, "server-url", "", "the URL agents reach the server at (default: the one this command used)")
+	pkg.Flags().StringVarP(&pkgOut, "out", "f", "", "file to write (default ferry-agent-PROJECT-OS.zip)")
+	cmd.AddCommand(token, devices, logs, action, settings, cutover, pkg)
 	return cmd
 }
 

@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"archive/zip"
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -75,5 +79,75 @@ func TestAgentCommands(t *testing.T) {
 	}
 	if code, _, errs = run(t, "", "agent", "devices", "nope"); code != ExitError || !strings.Contains(errs, `project "nope"`) {
 		t.Errorf("devices of a missing project: exit %d %q", code, errs)
+	}
+}
+
+// TestAgentPackage: a package holds the agent binary and an agent.json that enrols; reissuing it
+// revokes the previous package's token at once; without a binary the error says how to build one.
+func TestAgentPackage(t *testing.T) {
+	data := t.TempDir()
+	url := startServer(t, data)
+	if code, _, errs := run(t, adminPW+"\n", "login", "--server", url, "--user", "admin", "--password-stdin"); code != 0 {
+		t.Fatalf("login: %s", errs)
+	}
+	for _, s := range [][]string{
+		{"endpoint", "add", "old", "--kind", "memory", "--host", "pkg-src"},
+		{"endpoint", "add", "new", "--kind", "memory", "--host", "pkg-dst"},
+		{"project", "create", "acme", "--workload", "mailbox", "--source", "old", "--target", "new"},
+	} {
+		if code, out, errs := run(t, "", s...); code != 0 {
+			t.Fatalf("%v: exit %d: %s %s", s, code, out, errs)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "pkg.zip")
+	if code, _, errs := run(t, "", "agent", "package", "acme", "-f", out); code != ExitError || !strings.Contains(errs, "GOOS=windows GOARCH=amd64 go build") {
+		t.Fatalf("a package without a binary: exit %d %q", code, errs)
+	}
+	exe := []byte("MZ not really an agent")
+	os.MkdirAll(filepath.Join(data, "agents"), 0o700)
+	if err := os.WriteFile(filepath.Join(data, "agents", "ferry-agent-windows-amd64.exe"), exe, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	unpack := func() api.AgentPackageConfig {
+		t.Helper()
+		if code, _, errs := run(t, "", "agent", "package", "acme", "--os", "windows", "-f", out); code != 0 {
+			t.Fatalf("agent package: exit %d %s", code, errs)
+		}
+		zr, err := zip.OpenReader(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer zr.Close()
+		var cfg api.AgentPackageConfig
+		files := map[string][]byte{}
+		for _, f := range zr.File {
+			rc, _ := f.Open()
+			files[f.Name], _ = io.ReadAll(rc)
+			rc.Close()
+		}
+		if !bytes.Equal(files["ferry-agent.exe"], exe) || json.Unmarshal(files["agent.json"], &cfg) != nil || cfg.Server != url || !strings.HasPrefix(cfg.Token, "fye_") || len(cfg.CompanyKey) != 32 {
+			t.Fatalf("package: files %d, agent.json %s", len(files), files["agent.json"])
+		}
+		return cfg
+	}
+	enrol := func(cfg api.AgentPackageConfig, host string) int {
+		body, _ := json.Marshal(agentapi.EnrolRequest{Token: cfg.Token, CompanyKey: cfg.CompanyKey, Device: model.DeviceFacts{Hostname: host}})
+		resp, err := http.Post(cfg.Server+"/agent/v1/enrol", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	first := unpack()
+	if code := enrol(first, "PC-1"); code != http.StatusCreated {
+		t.Fatalf("enrol with the package: %d", code)
+	}
+	second := unpack()
+	if code := enrol(first, "PC-2"); code != http.StatusUnauthorized {
+		t.Errorf("enrol with the reissued package's old token: %d, want 401", code)
+	}
+	if code := enrol(second, "PC-3"); code != http.StatusCreated {
+		t.Errorf("enrol with the new package: %d", code)
 	}
 }

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-migrate/ferry/internal/agent"
 	"github.com/ferry-migrate/ferry/internal/agentapi"
 	"github.com/ferry-migrate/ferry/internal/api"
 	"github.com/ferry-migrate/ferry/internal/auth"
@@ -31,6 +34,7 @@ type ServeOptions struct {
 	Lease                  time.Duration
 	LogLevel               string
 	TLSCert, TLSKey        string // PEM files; both set = serve HTTPS
+	AgentDir               string // agent binaries for packages; default <data>/agents
 	AdminPassword          string // the first admin's password; default FERRY_ADMIN_PASSWORD or generated
 	// Ready, if set, receives the bound address once the server listens (tests use port 0).
 	Ready func(addr string)
@@ -62,7 +66,29 @@ FERRY_ADMIN_PASSWORD sets the first admin's password (otherwise one is generated
 	f.StringVar(&o.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
 	f.StringVar(&o.TLSKey, "tls-key", "", "the PEM private key of --tls-cert")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.AgentDir, "agent-dir", "", "directory of agent binaries (ferry-agent-windows-amd64.exe…) that agent packages carry; default <data>/agents")
 	return cmd
+}
+
+// certPin is the hex SHA-256 of the first certificate in a PEM file: what agent packages pin.
+func certPin(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	for {
+		var b *pem.Block
+		if b, data = pem.Decode(data); b == nil {
+			return "", fmt.Errorf("%s holds no PEM certificate", path)
+		}
+		if b.Type == "CERTIFICATE" {
+			c, err := x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", path, err)
+			}
+			return agent.Fingerprint(c), nil
+		}
+	}
 }
 
 // Serve runs a server until ctx ends, then shuts down gracefully: running items checkpoint and go
@@ -115,6 +141,17 @@ func Serve(ctx context.Context, o ServeOptions, out interface{ Write([]byte) (in
 		return err
 	}
 	apiSrv := api.New(st, au, eng, log)
+	agentDir, pin := o.AgentDir, ""
+	if agentDir == "" {
+		agentDir = filepath.Join(o.Data, "agents")
+	}
+	if o.TLSCert != "" {
+		if pin, err = certPin(o.TLSCert); err != nil {
+			eng.Shutdown(context.Background())
+			return err
+		}
+	}
+	apiSrv.SetAgentPackaging(agentDir, pin)
 	console, err := web.New(apiSrv.Handler(), au, log)
 	if err != nil {
 		eng.Shutdown(context.Background())

@@ -8,9 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 
 	"github.com/ferry-migrate/ferry/internal/agent"
@@ -21,7 +23,11 @@ func main() {
 	exe, _ := os.Executable()
 	config := flag.String("config", filepath.Join(filepath.Dir(exe), "agent.json"), "the agent.json of the agent package")
 	data := flag.String("data", defaultDataDir(), "where the agent keeps its state")
+	email := flag.String("user-email", os.Getenv("FERRY_USER_EMAIL"), "the signed-in user's address, which matches the user's item (default: whoami /upn on Windows)")
 	flag.Parse()
+	if *email == "" {
+		*email = upn()
+	}
 	cfg, err := agent.LoadConfig(*config)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ferry-agent:", err)
@@ -29,7 +35,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a := &agent.Agent{Config: cfg, Dir: *data, Facts: facts}
+	a := &agent.Agent{Config: cfg, Dir: *data, Facts: func() model.DeviceFacts {
+		f := facts()
+		f.UserEmail = *email
+		return f
+	}}
 	if err := a.Run(ctx); err != nil && ctx.Err() == nil {
 		fmt.Fprintln(os.Stderr, "ferry-agent:", err)
 		os.Exit(1)
@@ -41,6 +51,19 @@ func defaultDataDir() string {
 		return filepath.Join(dir, "ferry-agent")
 	}
 	return "ferry-agent-data"
+}
+
+// upn asks Windows for the signed-in user's principal name (domain- or Entra-joined devices);
+// elsewhere, or when Windows does not know it, it is empty.
+func upn() string {
+	if runtime.GOOS != "windows" {
+		return ""
+	}
+	out, err := exec.Command("whoami", "/upn").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // facts reports what this build knows of the workstation; the Windows tasks add product versions.

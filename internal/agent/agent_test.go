@@ -220,8 +220,11 @@ func TestReleasedTasksRun(t *testing.T) {
 					cancel()
 				}
 			},
-			Tasks:   map[string]agent.Task{"outlook": outlook, "onedrive": onedrive},
-			AskUser: func(_ context.Context, p agent.Prompt) error { asked = append(asked, p.CompanyName+": "+p.Text); return nil }}
+			Tasks: map[string]agent.Task{"outlook": outlook, "onedrive": onedrive},
+			AskUser: func(_ context.Context, p agent.Prompt) error {
+				asked = append(asked, p.CompanyName+": "+p.Text)
+				return nil
+			}}
 		if err := a.Run(c); err != nil && !errors.Is(err, context.Canceled) {
 			t.Fatal(err)
 		}

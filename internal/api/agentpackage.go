@@ -24,7 +24,9 @@ const packageToken = "agent-package"
 // SetAgentPackaging tells the server where the agent binaries are (ferry-agent-<os>-<arch>, .exe
 // on Windows) and the fingerprint of its own TLS certificate, which packages pin ("" over plain
 // HTTP).
-func (s *Server) SetAgentPackaging(dir, certSHA256 string) { s.agentDir, s.certSHA256 = dir, certSHA256 }
+func (s *Server) SetAgentPackaging(dir, certSHA256 string) {
+	s.agentDir, s.certSHA256 = dir, certSHA256
+}
 
 // AgentPackageConfig is the agent.json inside a package.
 type AgentPackageConfig struct {

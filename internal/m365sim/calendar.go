@@ -222,17 +222,8 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, c caller) {
 // createEvent adds an event to a calendar (the default one without {fid}). As in Exchange, an
 // event created with attendees sends them meeting requests.
 func (s *Server) createEvent(w http.ResponseWriter, r *http.Request, c caller) {
-	body, err := readBody(w, r)
-	if err != nil {
-		return
-	}
-	_, props, err := eventKind.parse(body)
-	var q eventRequest
-	if err == nil {
-		err = json.Unmarshal(body, &q)
-	}
-	if err != nil {
-		graphError(w, http.StatusBadRequest, "BadRequest", err.Error())
+	q, props, ok := readEvent(w, r)
+	if !ok {
 		return
 	}
 	var e event
@@ -262,6 +253,25 @@ func (s *Server) createEvent(w http.ResponseWriter, r *http.Request, c caller) {
 		c.tenant.invite(u, e)
 		writeJSON(w, http.StatusCreated, m.eventView())
 	})
+}
+
+// readEvent reads an event's JSON, refusing properties a client may not write; it answers the
+// error itself.
+func readEvent(w http.ResponseWriter, r *http.Request) (eventRequest, []ExtendedPropertyValue, bool) {
+	var q eventRequest
+	body, err := readBody(w, r)
+	if err != nil {
+		return q, nil, false
+	}
+	_, props, err := eventKind.parse(body)
+	if err == nil {
+		err = json.Unmarshal(body, &q)
+	}
+	if err != nil {
+		graphError(w, http.StatusBadRequest, "BadRequest", err.Error())
+		return q, nil, false
+	}
+	return q, props, true
 }
 
 // invite records the meeting requests an event with attendees sends.
@@ -316,17 +326,8 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request, c caller) {
 
 // updateEvent PATCHes an event; attendees added by the update are invited, as in Exchange.
 func (s *Server) updateEvent(w http.ResponseWriter, r *http.Request, c caller) {
-	body, err := readBody(w, r)
-	if err != nil {
-		return
-	}
-	_, props, err := eventKind.parse(body)
-	var q eventRequest
-	if err == nil {
-		err = json.Unmarshal(body, &q)
-	}
-	if err != nil {
-		graphError(w, http.StatusBadRequest, "BadRequest", err.Error())
+	q, props, ok := readEvent(w, r)
+	if !ok {
 		return
 	}
 	s.withEvent(w, r, c, func(mb *mailbox, m *message) {

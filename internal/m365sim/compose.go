@@ -435,6 +435,20 @@ func (s *Server) createUploadSession(w http.ResponseWriter, r *http.Request, c c
 
 var contentRangeRE = regexp.MustCompile(`^bytes (\d+)-(\d+)/(\d+)$`)
 
+// contentRange reads an upload PUT's Content-Range, answering 400 with code itself when it is
+// not "bytes first-last/total".
+func contentRange(w http.ResponseWriter, r *http.Request, code string) (first, last, total int64, ok bool) {
+	m := contentRangeRE.FindStringSubmatch(r.Header.Get("Content-Range"))
+	if m == nil {
+		graphError(w, http.StatusBadRequest, code, "Content-Range must be 'bytes first-last/total'.")
+		return 0, 0, 0, false
+	}
+	first, _ = strconv.ParseInt(m[1], 10, 64)
+	last, _ = strconv.ParseInt(m[2], 10, 64)
+	total, _ = strconv.ParseInt(m[3], 10, 64)
+	return first, last, total, true
+}
+
 // uploadChunk takes one range of an upload: in order, at most 4 MB, with no Authorization header
 // (the URL authorizes itself). The last range attaches the file and answers 201 with its Location.
 func (s *Server) uploadChunk(w http.ResponseWriter, r *http.Request) {
@@ -449,14 +463,10 @@ func (s *Server) uploadChunk(w http.ResponseWriter, r *http.Request) {
 		graphError(w, http.StatusNotFound, "ErrorItemNotFound", "The upload session does not exist or has expired.")
 		return
 	}
-	m := contentRangeRE.FindStringSubmatch(r.Header.Get("Content-Range"))
-	if m == nil {
-		graphError(w, http.StatusBadRequest, "ErrorInvalidContentRange", "Content-Range must be 'bytes first-last/total'.")
+	first, last, total, ok := contentRange(w, r, "ErrorInvalidContentRange")
+	if !ok {
 		return
 	}
-	first, _ := strconv.ParseInt(m[1], 10, 64)
-	last, _ := strconv.ParseInt(m[2], 10, 64)
-	total, _ := strconv.ParseInt(m[3], 10, 64)
 	n := last - first + 1
 	switch {
 	case total != sess.size:

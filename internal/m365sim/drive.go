@@ -426,14 +426,10 @@ func (s *Server) driveChunk(w http.ResponseWriter, r *http.Request) {
 		graphError(w, http.StatusNotFound, "itemNotFound", "The upload session does not exist or has expired.")
 		return
 	}
-	m := contentRangeRE.FindStringSubmatch(r.Header.Get("Content-Range"))
-	if m == nil {
-		graphError(w, http.StatusBadRequest, "invalidRange", "Content-Range must be 'bytes first-last/total'.")
+	first, last, total, ok := contentRange(w, r, "invalidRange")
+	if !ok {
 		return
 	}
-	first, _ := strconv.ParseInt(m[1], 10, 64)
-	last, _ := strconv.ParseInt(m[2], 10, 64)
-	total, _ := strconv.ParseInt(m[3], 10, 64)
 	n := last - first + 1
 	switch {
 	case n <= 0 || last >= total || (sess.size >= 0 && total != sess.size):

@@ -65,6 +65,20 @@ func (k kind) parse(body []byte) (map[string]any, []ExtendedPropertyValue, error
 	return out, props, nil
 }
 
+// read reads an item's JSON with parse, answering the error itself.
+func (k kind) read(w http.ResponseWriter, r *http.Request) (map[string]any, []ExtendedPropertyValue, bool) {
+	body, err := readBody(w, r)
+	if err != nil {
+		return nil, nil, false
+	}
+	fields, props, err := k.parse(body)
+	if err != nil {
+		graphError(w, http.StatusBadRequest, "BadRequest", err.Error())
+		return nil, nil, false
+	}
+	return fields, props, true
+}
+
 // ExtendedPropertyValue is a singleValueExtendedProperty as clients send it.
 type ExtendedPropertyValue struct {
 	ID    string `json:"id"`
@@ -210,13 +224,8 @@ func (s *Server) kindList(k kind) func(w http.ResponseWriter, r *http.Request, c
 
 func (s *Server) kindCreate(k kind) func(w http.ResponseWriter, r *http.Request, c caller) {
 	return func(w http.ResponseWriter, r *http.Request, c caller) {
-		body, err := readBody(w, r)
-		if err != nil {
-			return
-		}
-		fields, props, err := k.parse(body)
-		if err != nil {
-			graphError(w, http.StatusBadRequest, "BadRequest", err.Error())
+		fields, props, ok := k.read(w, r)
+		if !ok {
 			return
 		}
 		if k.entity == "todoTask" && strings.TrimSpace(fmt.Sprint(fields["title"])) == "" {
@@ -262,13 +271,8 @@ func (s *Server) kindGet(k kind) func(w http.ResponseWriter, r *http.Request, c 
 
 func (s *Server) kindUpdate(k kind) func(w http.ResponseWriter, r *http.Request, c caller) {
 	return func(w http.ResponseWriter, r *http.Request, c caller) {
-		body, err := readBody(w, r)
-		if err != nil {
-			return
-		}
-		fields, props, err := k.parse(body)
-		if err != nil {
-			graphError(w, http.StatusBadRequest, "BadRequest", err.Error())
+		fields, props, ok := k.read(w, r)
+		if !ok {
 			return
 		}
 		s.withKindItem(w, r, c, k, func(mb *mailbox, f *folder, m *message) {

@@ -235,7 +235,7 @@ func (a *Agent) enrol(ctx context.Context) (State, error) {
 }
 
 func (a *Agent) report(ctx context.Context, st State) (time.Duration, error) {
-	var out Instructions
+	var out model.AgentInstructions
 	status, err := a.post(ctx, "/agent/v1/report", st.Credential, a.facts(), &out)
 	switch {
 	case err != nil:

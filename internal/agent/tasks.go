@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/ferry-migrate/ferry/internal/model"
 )
@@ -23,26 +22,12 @@ type Task interface {
 // installed, say): the task is Skipped, not failed.
 var ErrSkip = errors.New("nothing to do here")
 
-// Instructions are what the server said in answer to a report.
-type Instructions struct {
-	PollSeconds int                `json:"poll_seconds"`
-	Released    bool               `json:"released"`
-	Waiting     string             `json:"waiting,omitempty"`
-	CutoverAt   *time.Time         `json:"cutover_at,omitempty"`
-	Tasks       []model.DeviceTask `json:"tasks,omitempty"`
-	Prompt      *Prompt            `json:"prompt,omitempty"`
-}
-
 // Prompt is what the user is shown before the first task runs.
-type Prompt struct {
-	CompanyName string `json:"company_name,omitempty"`
-	Text        string `json:"text,omitempty"`
-	LogoURL     string `json:"logo_url,omitempty"`
-}
+type Prompt = model.AgentPrompt
 
 // runTasks runs the released tasks still to do, in the server's order, telling the server each
 // task's state and uploading what happened. A task the platform has no code for is Skipped.
-func (a *Agent) runTasks(ctx context.Context, st State, in Instructions) error {
+func (a *Agent) runTasks(ctx context.Context, st State, in model.AgentInstructions) error {
 	var todo []model.DeviceTask
 	for _, t := range in.Tasks {
 		if t.Status == model.TaskWaiting || t.Status == model.TaskRunning {

@@ -56,24 +56,8 @@ type EnrolResponse struct {
 	PollSeconds int    `json:"poll_seconds"`
 }
 
-// ReportResponse tells the agent when to come back and, once its user's cutover has come, which
-// tasks to run (with their states, so a restarted agent goes on where it stopped) and what to
-// tell the user first.
-type ReportResponse struct {
-	PollSeconds int                `json:"poll_seconds"`
-	Released    bool               `json:"released"`
-	Waiting     string             `json:"waiting,omitempty"`    // why the tasks are not released yet
-	CutoverAt   *time.Time         `json:"cutover_at,omitempty"` // UTC; the agent shows it in local time
-	Tasks       []model.DeviceTask `json:"tasks,omitempty"`
-	Prompt      *Prompt            `json:"prompt,omitempty"`
-}
-
-// Prompt is what the user sees before the workstation is switched over.
-type Prompt struct {
-	CompanyName string `json:"company_name,omitempty"`
-	Text        string `json:"text,omitempty"`
-	LogoURL     string `json:"logo_url,omitempty"`
-}
+// ReportResponse is the answer to a report: the agent's instructions.
+type ReportResponse = model.AgentInstructions
 
 func (s *Server) enrol(w http.ResponseWriter, r *http.Request) {
 	var req EnrolRequest
@@ -169,7 +153,7 @@ func (s *Server) Instructions(ctx context.Context, d model.Device, now time.Time
 	if resp.Tasks, err = s.st.DeviceTasks(ctx, d.ID, set.Tasks); err != nil {
 		return resp, err
 	}
-	resp.Prompt = &Prompt{CompanyName: set.CompanyName, Text: set.PromptText, LogoURL: set.LogoURL}
+	resp.Prompt = &model.AgentPrompt{CompanyName: set.CompanyName, Text: set.PromptText, LogoURL: set.LogoURL}
 	return resp, nil
 }
 

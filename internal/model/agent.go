@@ -96,3 +96,22 @@ const (
 	ReleaseForced Release = "forced"
 	ReleaseHeld   Release = "held"
 )
+
+// AgentInstructions are the server's answer to an agent's report: when to come back and, once
+// the user's cutover has come, which tasks to run (with their states, so a restarted agent goes
+// on where it stopped) and what to tell the user first.
+type AgentInstructions struct {
+	PollSeconds int          `json:"poll_seconds"`
+	Released    bool         `json:"released"`
+	Waiting     string       `json:"waiting,omitempty"`    // why the tasks are not released yet
+	CutoverAt   *time.Time   `json:"cutover_at,omitempty"` // UTC; the agent shows it in local time
+	Tasks       []DeviceTask `json:"tasks,omitempty"`
+	Prompt      *AgentPrompt `json:"prompt,omitempty"`
+}
+
+// AgentPrompt is what the user sees before the workstation is switched over.
+type AgentPrompt struct {
+	CompanyName string `json:"company_name,omitempty"`
+	Text        string `json:"text,omitempty"`
+	LogoURL     string `json:"logo_url,omitempty"`
+}

@@ -35,22 +35,7 @@ func TestArchiveToArchive(t *testing.T) {
 	r.st, r.item = base.st, base.item
 	src := connector.Side{Endpoint: r.src, Email: "user00@contoso.com", Workload: model.WorkloadArchive}
 	dst := connector.Side{Endpoint: r.dst, Email: "user00@fabrikam.com", Workload: model.WorkloadArchive}
-	pass := func() (model.ItemStats, []engine.FolderResult) {
-		t.Helper()
-		s, err := exo.Connector{}.OpenSource(ctx, src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := exo.Connector{}.OpenTarget(ctx, dst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stats, res, err := engine.CopyMailbox(ctx, r.st, s, d, engine.CopyOptions{ItemID: r.item, PassID: "a", Connections: 2})
-		if err != nil {
-			t.Fatalf("copy: %v", err)
-		}
-		return stats, res
-	}
+	pass := func() (model.ItemStats, []engine.FolderResult) { t.Helper(); return r.between(t, src, dst, "a") }
 	if err := (exo.Connector{}).Verify(ctx, src); err != nil {
 		t.Fatalf("verify the archive: %v", err)
 	}

@@ -83,6 +83,24 @@ func (r *rig) pass(passID string) (model.ItemStats, []engine.FolderResult, error
 	return engine.CopyMailbox(ctx, r.st, src, dst, engine.CopyOptions{ItemID: r.item, PassID: passID, Connections: 4})
 }
 
+// between runs one pass from one Exchange side to another, failing the test on a pass error.
+func (r *rig) between(t *testing.T, src, dst connector.Side, passID string) (model.ItemStats, []engine.FolderResult) {
+	t.Helper()
+	s, err := exo.Connector{}.OpenSource(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := exo.Connector{}.OpenTarget(ctx, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats, res, err := engine.CopyMailbox(ctx, r.st, s, d, engine.CopyOptions{ItemID: r.item, PassID: passID, Connections: 3})
+	if err != nil {
+		t.Fatalf("copy: %v", err)
+	}
+	return stats, res
+}
+
 func (r *rig) copyOnce(t *testing.T) (model.ItemStats, []engine.FolderResult) {
 	t.Helper()
 	stats, res, err := r.pass("pass")

@@ -34,22 +34,7 @@ func TestItemsWhereImportExportIsNotOffered(t *testing.T) {
 			t.Fatalf("verify %s: %v", s.Email, err)
 		}
 	}
-	pass := func() (model.ItemStats, []engine.FolderResult) {
-		t.Helper()
-		s, err := exo.Connector{}.OpenSource(ctx, src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := exo.Connector{}.OpenTarget(ctx, dst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stats, res, err := engine.CopyMailbox(ctx, r.st, s, d, engine.CopyOptions{ItemID: r.item, PassID: "g", Connections: 3})
-		if err != nil {
-			t.Fatalf("copy: %v", err)
-		}
-		return stats, res
-	}
+	pass := func() (model.ItemStats, []engine.FolderResult) { t.Helper(); return r.between(t, src, dst, "g") }
 	stats, res := pass()
 	if stats.Objects != 32 || stats.Errors != 0 {
 		t.Fatalf("first pass: %+v, want 32 (24 messages, 3 events, 3 contacts, 2 tasks)", stats)

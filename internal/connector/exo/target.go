@@ -336,28 +336,36 @@ func (t *target) Count(ctx context.Context, dst connector.FolderRef) (int, error
 		}
 		return n, nil
 	}
+	var n int
+	var found bool
+	var err error
 	if t.items() {
 		folders, _ := t.c.MailFolders(ctx, t.user, parent)
-		for f, err := range folders {
-			if err != nil {
-				return 0, explain(err, t.side, "count folder "+dst.Path)
-			}
-			if f.ID == dst.ID {
-				return f.TotalItemCount, nil
-			}
-		}
+		n, found, err = totalOf(folders, dst.ID, func(f graph.MailFolder) (string, int) { return f.ID, f.TotalItemCount })
+	} else {
+		folders, _ := t.c.MailboxFolders(ctx, t.mbxID, parent)
+		n, found, err = totalOf(folders, dst.ID, func(f graph.MailboxFolder) (string, int) { return f.ID, f.TotalItemCount })
+	}
+	switch {
+	case err != nil:
+		return 0, explain(err, t.side, "count folder "+dst.Path)
+	case !found:
 		return 0, fmt.Errorf("folder %s vanished from the target", dst.Path)
 	}
-	folders, _ := t.c.MailboxFolders(ctx, t.mbxID, parent)
+	return n, nil
+}
+
+// totalOf finds one folder's item count in a listing of it and its siblings.
+func totalOf[T any](folders func(func(T, error) bool), id string, count func(T) (string, int)) (int, bool, error) {
 	for f, err := range folders {
 		if err != nil {
-			return 0, explain(err, t.side, "count folder "+dst.Path)
+			return 0, false, err
 		}
-		if f.ID == dst.ID {
-			return f.TotalItemCount, nil
+		if fid, n := count(f); fid == id {
+			return n, true, nil
 		}
 	}
-	return 0, fmt.Errorf("folder %s vanished from the target", dst.Path)
+	return 0, false, nil
 }
 
 func (t *target) Close() error { return nil }

@@ -357,6 +357,22 @@ func (c *Console) cancelSchedules(pg *page) error {
 	return pg.redirect(back, false, "%s cancelled.", plural(res["schedules_cancelled"], "schedule"))
 }
 
+// agentPackage downloads the project's agent package, as the API builds it; the previous
+// package's token is revoked.
+func (c *Console) agentPackage(pg *page) error {
+	id := pg.r.PathValue("id")
+	var raw rawAnswer
+	if err := pg.call("POST", "/api/v1/projects/"+url.PathEscape(id)+"/agent/package", map[string]string{"os": pg.r.PostFormValue("os")}, &raw); err != nil {
+		return pg.fail("/projects/"+url.PathEscape(id), err)
+	}
+	for _, h := range []string{"Content-Type", "Content-Disposition"} {
+		pg.w.Header().Set(h, raw.header.Get(h))
+	}
+	pg.w.Header().Set("Cache-Control", "no-store") // it holds a live token
+	_, err := pg.w.Write(raw.body)
+	return err
+}
+
 // importCSV hands the uploaded file to the API as it is. A rejected file is shown with its bad
 // lines on the project page itself, not in a one-line flash.
 func (c *Console) importCSV(pg *page) error {

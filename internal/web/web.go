@@ -72,6 +72,7 @@ func (c *Console) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /projects/{id}/stop", c.handle(c.stop))
 	mux.HandleFunc("POST /projects/{id}/import", c.handle(c.importCSV))
 	mux.HandleFunc("POST /projects/{id}/schedules/cancel", c.handle(c.cancelSchedules))
+	mux.HandleFunc("POST /projects/{id}/agent-package", c.handle(c.agentPackage))
 	mux.HandleFunc("GET /items/{id}", c.handle(c.item))
 	mux.HandleFunc("GET /endpoints", c.handle(c.endpoints))
 	mux.HandleFunc("POST /endpoints", c.handle(c.createEndpoint))
@@ -188,10 +189,20 @@ func (c *Console) do(ctx context.Context, from *http.Request, method, path strin
 	if out == nil || rec.status == http.StatusNoContent {
 		return nil
 	}
+	if raw, ok := out.(*rawAnswer); ok {
+		raw.header, raw.body = rec.header, rec.body.Bytes()
+		return nil
+	}
 	if err := json.Unmarshal(rec.body.Bytes(), out); err != nil {
 		return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
 	}
 	return nil
+}
+
+// rawAnswer takes an API answer that is not JSON (a download) as it is.
+type rawAnswer struct {
+	header http.Header
+	body   []byte
 }
 
 // recorder is the in-memory response of an in-process API call.

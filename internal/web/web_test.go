@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"archive/zip"
 	"context"
 	"encoding/pem"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -437,5 +440,45 @@ func TestM365EndpointFromTheForm(t *testing.T) {
 	_, _, h = b.post("/endpoints/"+eps[0].ID+"/verify", url.Values{"name": {"contoso"}})
 	if msg := flashOf(t, h); msg != "Verify contoso: credentials accepted" {
 		t.Errorf("verify: %q", msg)
+	}
+}
+
+// TestAgentPackageFromTheProjectPage: a Manager downloads the agent package from the project
+// page; a Reader sees no such form and a forged post is refused.
+func TestAgentPackageFromTheProjectPage(t *testing.T) {
+	agents := t.TempDir()
+	if err := os.WriteFile(filepath.Join(agents, "ferry-agent-windows-amd64.exe"), []byte("MZ agent"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := server.Start(t, storetest.SQLite(t), func(a *api.Server, au *auth.Service, log *slog.Logger) error {
+		a.SetAgentPackaging(agents, "")
+		con, err := web.New(a.Handler(), au, log)
+		if err != nil {
+			return err
+		}
+		con.Register(a.Mux())
+		return nil
+	})
+	e := &env{srv: s.Srv, st: s.Store, admin: s.Admin}
+	e.memoryProject(t, "acme")
+	admin := e.signIn(t, "admin", adminPassword)
+	if _, body := admin.get("/projects/acme"); !strings.Contains(body, `id="agent-package"`) {
+		t.Fatal("the project page has no agent package form for the admin")
+	}
+	status, body, h := admin.post("/projects/acme/agent-package", url.Values{"os": {"windows"}})
+	if status != 200 || h.Get("Content-Type") != "application/zip" || !strings.Contains(h.Get("Content-Disposition"), "ferry-agent-acme-windows.zip") {
+		t.Fatalf("download: %d %v", status, h)
+	}
+	zr, err := zip.NewReader(strings.NewReader(body), int64(len(body)))
+	if err != nil || len(zr.File) != 2 || zr.File[0].Name != "ferry-agent.exe" || zr.File[1].Name != "agent.json" {
+		t.Fatalf("the package: %v %v", zr, err)
+	}
+	e.user(t, "rita", "Reader")
+	rita := e.signIn(t, "rita", adminPassword+"rita")
+	if _, body := rita.get("/projects/acme"); strings.Contains(body, `id="agent-package"`) {
+		t.Error("a Reader is offered the agent package")
+	}
+	if status, _, _ := rita.post("/projects/acme/agent-package", url.Values{"os": {"windows"}}); status != 403 {
+		t.Errorf("a Reader's forged download: %d, want 403", status)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/ferry-migrate/ferry/internal/agent"
 	"github.com/ferry-migrate/ferry/internal/model"
@@ -39,7 +40,7 @@ func main() {
 		f := facts()
 		f.UserEmail = *email
 		return f
-	}}
+	}, RunScript: runScript}
 	if err := a.Run(ctx); err != nil && ctx.Err() == nil {
 		fmt.Fprintln(os.Stderr, "ferry-agent:", err)
 		os.Exit(1)
@@ -51,6 +52,19 @@ func defaultDataDir() string {
 		return filepath.Join(dir, "ferry-agent")
 	}
 	return "ferry-agent-data"
+}
+
+// runScript runs a project's pre- or post-script: PowerShell on Windows, sh elsewhere, for at most
+// ten minutes, and returns what it printed.
+func runScript(ctx context.Context, script string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", "-c", script)
+	if runtime.GOOS == "windows" {
+		cmd = exec.CommandContext(ctx, "powershell.exe", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-Command", script)
+	}
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
 }
 
 // upn asks Windows for the signed-in user's principal name (domain- or Entra-joined devices);

@@ -78,6 +78,8 @@ type Agent struct {
 	// entry are Skipped. AskUser shows the project's prompt before the first task; nil goes on.
 	Tasks   map[string]Task
 	AskUser func(ctx context.Context, p Prompt) error
+	// RunScript runs the project's pre- and post-scripts and returns their output; nil skips them.
+	RunScript func(ctx context.Context, script string) (string, error)
 
 	http       *http.Client
 	serverPoll bool

@@ -220,7 +220,8 @@ func TestReleasedTasksRun(t *testing.T) {
 					cancel()
 				}
 			},
-			Tasks: map[string]agent.Task{"outlook": outlook, "onedrive": onedrive},
+			Tasks:     map[string]agent.Task{"outlook": outlook, "onedrive": onedrive},
+			RunScript: func(_ context.Context, script string) (string, error) { return "ran " + script, nil },
 			AskUser: func(_ context.Context, p agent.Prompt) error {
 				asked = append(asked, p.CompanyName+": "+p.Text)
 				return nil
@@ -230,7 +231,7 @@ func TestReleasedTasksRun(t *testing.T) {
 		}
 	}
 	if err := r.stack.Admin.Do(ctx, "PUT", "/api/v1/projects/acme/agent/settings", model.AgentSettings{Tasks: []string{"outlook", "onedrive", "teams"},
-		CompanyName: "Fabrikam", PromptText: "Save your work: Outlook restarts in 5 minutes."}, nil); err != nil {
+		CompanyName: "Fabrikam", PromptText: "Save your work: Outlook restarts in 5 minutes.", PreScript: "Stop-Process -Name outlook"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	runN(1)
@@ -254,11 +255,11 @@ func TestReleasedTasksRun(t *testing.T) {
 	for _, dt := range ds[0].Tasks {
 		got += dt.Task + "=" + string(dt.Status) + ":" + dt.Detail + " "
 	}
-	if got != "outlook=Complete:done onedrive=Error:OneDrive.exe did not stop teams=Skipped:this agent has no teams task for its platform " {
+	if got != "prescript=Complete:ran Stop-Process -Name outlook outlook=Complete:done onedrive=Error:OneDrive.exe did not stop teams=Skipped:this agent has no teams task for its platform " {
 		t.Fatalf("task states on the server: %q", got)
 	}
 	var logs []model.DeviceLog
-	if err := r.stack.Admin.Do(ctx, "GET", "/api/v1/devices/"+ds[0].ID+"/logs", nil, &logs); err != nil || len(logs) != 3 || !strings.HasPrefix(logs[0].Line, "outlook: Complete") {
+	if err := r.stack.Admin.Do(ctx, "GET", "/api/v1/devices/"+ds[0].ID+"/logs", nil, &logs); err != nil || len(logs) != 4 || !strings.HasPrefix(logs[0].Line, "prescript: Complete") || !strings.HasPrefix(logs[1].Line, "outlook: Complete") {
 		t.Fatalf("uploaded log: %v %v", logs, err)
 	}
 	// A restart runs them again from the first, once.

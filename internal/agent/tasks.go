@@ -45,6 +45,9 @@ func (a *Agent) runTasks(ctx context.Context, st State, in model.AgentInstructio
 	var log []string
 	for _, t := range todo {
 		impl := a.Tasks[t.Task]
+		if script := map[string]string{model.StepPreScript: in.PreScript, model.StepPostScript: in.PostScript}[t.Task]; script != "" && a.RunScript != nil {
+			impl = scriptTask{run: a.RunScript, script: script}
+		}
 		if impl == nil {
 			if err := a.setTask(ctx, st, t.Task, model.TaskSkipped, "this agent has no "+t.Task+" task for its platform"); err != nil {
 				return err
@@ -75,7 +78,18 @@ func (a *Agent) runTasks(ctx context.Context, st State, in model.AgentInstructio
 	return a.uploadLog(ctx, st, log)
 }
 
+// scriptTask runs an administrator's pre- or post-script.
+type scriptTask struct {
+	run    func(ctx context.Context, script string) (string, error)
+	script string
+}
+
+func (s scriptTask) Run(ctx context.Context, _ string) (string, error) { return s.run(ctx, s.script) }
+
 func (a *Agent) setTask(ctx context.Context, st State, task string, status model.TaskState, detail string) error {
+	if len(detail) > 2000 { // the server keeps 2,000 characters; the log upload keeps the rest
+		detail = detail[:1990] + " …(cut)"
+	}
 	code, err := a.post(ctx, "/agent/v1/tasks", st.Credential, map[string]any{"task": task, "status": status, "detail": detail}, nil)
 	switch {
 	case err != nil:

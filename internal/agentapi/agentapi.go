@@ -150,9 +150,10 @@ func (s *Server) Instructions(ctx context.Context, d model.Device, now time.Time
 	if err != nil {
 		return resp, err
 	}
-	if resp.Tasks, err = s.st.DeviceTasks(ctx, d.ID, set.Tasks); err != nil {
+	if resp.Tasks, err = s.st.DeviceTasks(ctx, d.ID, set.Steps()); err != nil {
 		return resp, err
 	}
+	resp.PreScript, resp.PostScript = set.PreScript, set.PostScript
 	resp.Prompt = &model.AgentPrompt{CompanyName: set.CompanyName, Text: set.PromptText, LogoURL: set.LogoURL}
 	return resp, nil
 }
@@ -193,8 +194,8 @@ func (s *Server) taskStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
-	case !slices.Contains(set.Tasks, req.Task):
-		problem(w, http.StatusBadRequest, fmt.Sprintf("task %q is not one of this project's tasks (%s)", req.Task, strings.Join(set.Tasks, ", ")))
+	case !slices.Contains(set.Steps(), req.Task):
+		problem(w, http.StatusBadRequest, fmt.Sprintf("task %q is not one of this project's tasks (%s)", req.Task, strings.Join(set.Steps(), ", ")))
 		return
 	case !req.Status.Valid():
 		problem(w, http.StatusBadRequest, fmt.Sprintf("status %q: want Waiting, Running, Complete, Skipped or Error", req.Status))

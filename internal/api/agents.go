@@ -110,7 +110,7 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, p auth.Prin
 	}
 	out := []DeviceView{}
 	for _, d := range ds {
-		v, err := s.deviceView(r, d, set.Tasks)
+		v, err := s.deviceView(r, d, set.Steps())
 		if err != nil {
 			return err
 		}
@@ -168,6 +168,9 @@ func (s *Server) setAgentSettings(w http.ResponseWriter, r *http.Request, p auth
 	set.Tasks = ordered
 	if len(set.PromptText) > 4000 || len(set.CompanyName) > 200 {
 		return badRequest("prompt_text is limited to 4000 characters and company_name to 200")
+	}
+	if len(set.PreScript) > 32<<10 || len(set.PostScript) > 32<<10 {
+		return badRequest("pre_script and post_script are limited to 32 KiB each")
 	}
 	if set.LogoURL != "" && !strings.HasPrefix(set.LogoURL, "https://") && !strings.HasPrefix(set.LogoURL, "data:image/") {
 		return badRequest("logo_url: want an https:// URL or a data:image/… URL")
@@ -235,11 +238,11 @@ func (s *Server) deviceAction(w http.ResponseWriter, r *http.Request, p auth.Pri
 	case "stop":
 		err = s.st.SetDeviceRelease(ctx, d.ID, model.ReleaseHeld)
 	case "restart":
-		if err = s.st.SetAllTasks(ctx, d.ID, set.Tasks, model.TaskWaiting, "restarted by "+p.Name()); err == nil {
+		if err = s.st.SetAllTasks(ctx, d.ID, set.Steps(), model.TaskWaiting, "restarted by "+p.Name()); err == nil {
 			err = s.st.SetDeviceRelease(ctx, d.ID, model.ReleaseAuto)
 		}
 	case "complete":
-		err = s.st.SetAllTasks(ctx, d.ID, set.Tasks, model.TaskComplete, "marked complete by "+p.Name())
+		err = s.st.SetAllTasks(ctx, d.ID, set.Steps(), model.TaskComplete, "marked complete by "+p.Name())
 	default:
 		return badRequest("action: want start, stop, restart or complete, got %q", req.Action)
 	}
@@ -247,7 +250,7 @@ func (s *Server) deviceAction(w http.ResponseWriter, r *http.Request, p auth.Pri
 		return err
 	}
 	s.st.Event(ctx, model.Event{Actor: p.Name(), Object: "project/" + prj.ID, Action: "agent.device." + req.Action, Outcome: "ok", Detail: d.Hostname})
-	v, err := s.deviceView(r, d, set.Tasks)
+	v, err := s.deviceView(r, d, set.Steps())
 	if err != nil {
 		return err
 	}

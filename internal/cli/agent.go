@@ -136,7 +136,7 @@ func agentCmd(g *globals) *cobra.Command {
 		},
 	}
 	var tasks []string
-	var company, prompt, logo string
+	var company, prompt, logo, preFile, postFile string
 	settings := &cobra.Command{
 		Use:   "settings PROJECT",
 		Short: "Show or set a project's agent tasks and the prompt users see",
@@ -151,7 +151,20 @@ entra; they always run in that order) and the prompt flags, replaces them.`,
 				if err != nil {
 					return err
 				}
-				if err := c.Do(cmd.Context(), "PUT", path, model.AgentSettings{Tasks: tasks, CompanyName: company, PromptText: prompt, LogoURL: logo}, &set); err != nil {
+				want := model.AgentSettings{Tasks: tasks, CompanyName: company, PromptText: prompt, LogoURL: logo}
+				for _, sc := range []struct {
+					file string
+					to   *string
+				}{{preFile, &want.PreScript}, {postFile, &want.PostScript}} {
+					if sc.file != "" {
+						data, err := os.ReadFile(sc.file)
+						if err != nil {
+							return withCode(ExitUsage, err)
+						}
+						*sc.to = string(data)
+					}
+				}
+				if err := c.Do(cmd.Context(), "PUT", path, want, &set); err != nil {
 					return err
 				}
 			} else {
@@ -161,7 +174,8 @@ entra; they always run in that order) and the prompt flags, replaces them.`,
 				}
 			}
 			return g.print(set, func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "tasks:\t%s\ncompany:\t%s\nprompt:\t%s\nlogo:\t%s\n", strings.Join(set.Tasks, ", "), set.CompanyName, set.PromptText, set.LogoURL)
+				fmt.Fprintf(w, "tasks:\t%s\ncompany:\t%s\nprompt:\t%s\nlogo:\t%s\npre-script:\t%d bytes\npost-script:\t%d bytes\n",
+					strings.Join(set.Steps(), ", "), set.CompanyName, set.PromptText, set.LogoURL, len(set.PreScript), len(set.PostScript))
 			})
 		},
 	}
@@ -169,6 +183,8 @@ entra; they always run in that order) and the prompt flags, replaces them.`,
 	settings.Flags().StringVar(&company, "company", "", "company name shown to users")
 	settings.Flags().StringVar(&prompt, "prompt", "", "text shown to users before their PC is switched over")
 	settings.Flags().StringVar(&logo, "logo", "", "logo: an https:// or data:image/ URL")
+	settings.Flags().StringVar(&preFile, "pre-script", "", "file of a script run before the first task (PowerShell on Windows)")
+	settings.Flags().StringVar(&postFile, "post-script", "", "file of a script run after the last task")
 	cutover := &cobra.Command{
 		Use:   "cutover ITEM TIME|none",
 		Short: "Set when an item's workstation may be switched over (RFC 3339, e.g. 2026-12-05T22:00:00+01:00), or clear it",

@@ -70,6 +70,29 @@ type AgentSettings struct {
 	CompanyName string   `json:"company_name,omitempty"`
 	PromptText  string   `json:"prompt_text,omitempty"`
 	LogoURL     string   `json:"logo_url,omitempty"`
+	// PreScript and PostScript run before the first task and after the last (PowerShell on
+	// Windows, sh elsewhere), as the steps "prescript" and "postscript".
+	PreScript  string `json:"pre_script,omitempty"`
+	PostScript string `json:"post_script,omitempty"`
+}
+
+// The script steps' names.
+const (
+	StepPreScript  = "prescript"
+	StepPostScript = "postscript"
+)
+
+// Steps are what a device runs, in order: the pre-script, the tasks, the post-script.
+func (s AgentSettings) Steps() []string {
+	var out []string
+	if s.PreScript != "" {
+		out = append(out, StepPreScript)
+	}
+	out = append(out, s.Tasks...)
+	if s.PostScript != "" {
+		out = append(out, StepPostScript)
+	}
+	return out
 }
 
 // DeviceTask is one task's state on one device.
@@ -107,6 +130,8 @@ type AgentInstructions struct {
 	CutoverAt   *time.Time   `json:"cutover_at,omitempty"` // UTC; the agent shows it in local time
 	Tasks       []DeviceTask `json:"tasks,omitempty"`
 	Prompt      *AgentPrompt `json:"prompt,omitempty"`
+	PreScript   string       `json:"pre_script,omitempty"`
+	PostScript  string       `json:"post_script,omitempty"`
 }
 
 // AgentPrompt is what the user sees before the workstation is switched over.

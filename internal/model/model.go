@@ -189,6 +189,9 @@ type EndpointSettings struct {
 	Tenant             string   `json:"tenant,omitempty"`
 	ClientID           string   `json:"client_id,omitempty"`
 	Cloud              string   `json:"cloud,omitempty"`
+	// MailboxAPI chooses how m365 mailboxes move: "" uses the import/export API where Microsoft
+	// offers it, "workload" always uses the mail, calendar, contact and To Do APIs.
+	MailboxAPI string `json:"mailbox_api,omitempty"`
 }
 
 // EndpointSecret is the decrypted credential material of an endpoint.

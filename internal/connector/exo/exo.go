@@ -102,6 +102,9 @@ func Client(e model.Endpoint, mailboxKey string) (*graph.Client, error) {
 	if err != nil {
 		return nil, connector.Classify(connector.Fatal, err)
 	}
+	if st.MailboxAPI != "" && st.MailboxAPI != "workload" {
+		return nil, connector.Classify(connector.Fatal, fmt.Errorf("endpoint %s: mailbox_api %q: want workload, or nothing for the import/export API where offered", e.Name, st.MailboxAPI))
+	}
 	if st.Host != "" {
 		host := strings.TrimRight(st.Host, "/")
 		if !strings.Contains(host, "://") {

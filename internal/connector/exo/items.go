@@ -23,9 +23,11 @@ import (
 // messages; calendars, contacts and To Do tasks as their Graph JSON, each writable property
 // carried over. What that loses is in docs/EXCHANGE.md.
 
-// importExportOffered says whether the endpoint's cloud has the mailbox import/export API.
+// importExportOffered says whether the endpoint may use the mailbox import/export API: its cloud
+// has it, and the administrator did not choose the workload APIs (for mailboxes the import/export
+// API refuses, say).
 func importExportOffered(st model.EndpointSettings) bool {
-	return st.Cloud == "" || strings.EqualFold(st.Cloud, "global")
+	return st.MailboxAPI != "workload" && (st.Cloud == "" || strings.EqualFold(st.Cloud, "global"))
 }
 
 // itemAPIs maps the folder classes that are not mail to their APIs, in listing order.

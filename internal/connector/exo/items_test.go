@@ -140,4 +140,15 @@ func TestItemsWhereImportExportIsNotOffered(t *testing.T) {
 	if got := len(items(graph.TaskAPI, folder(graph.TaskAPI, "Tasks"))); got != 2 {
 		t.Fatalf("the target holds %d tasks after the lost watermarks, want 2", got)
 	}
+
+	// In the global cloud the administrator may choose the workload APIs too; a typo is named.
+	global := r.src
+	global.Settings.MailboxAPI, global.Settings.ClientID, global.Secret = "workload", "workload-app", &model.EndpointSecret{ClientSecret: "w"}
+	if err := (exo.Connector{}).Verify(ctx, connector.Side{Endpoint: global, Email: "user00@contoso.com"}); err != nil {
+		t.Fatalf("verify with mailbox_api workload and no import/export permission: %v", err)
+	}
+	global.Settings.MailboxAPI = "fast"
+	if err := (exo.Connector{}).Verify(ctx, connector.Side{Endpoint: global, Email: "user00@contoso.com"}); err == nil || !strings.Contains(err.Error(), `mailbox_api "fast"`) {
+		t.Fatalf("a bad mailbox_api: %v", err)
+	}
 }

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -40,8 +41,19 @@ func main() {
 		f := facts()
 		f.UserEmail = *email
 		return f
-	}, RunScript: runScript}
-	if err := a.Run(ctx); err != nil && ctx.Err() == nil {
+	}, RunScript: runScript, Replace: replace}
+	err = a.Run(ctx)
+	if errors.Is(err, agent.ErrUpdated) {
+		// Start the new build with the same arguments; this one ends.
+		cmd := exec.Command(exe, os.Args[1:]...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "ferry-agent: updated, but the new build did not start:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err != nil && ctx.Err() == nil {
 		fmt.Fprintln(os.Stderr, "ferry-agent:", err)
 		os.Exit(1)
 	}
@@ -52,6 +64,29 @@ func defaultDataDir() string {
 		return filepath.Join(dir, "ferry-agent")
 	}
 	return "ferry-agent-data"
+}
+
+// replace puts a verified new build where this one is. Windows cannot overwrite a running
+// executable but can rename it, so the old one steps aside first (and is removed next time).
+func replace(newBinary string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	old := exe + ".old"
+	os.Remove(old)
+	if runtime.GOOS == "windows" {
+		if err := os.Rename(exe, old); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(newBinary, exe); err != nil {
+		if runtime.GOOS == "windows" {
+			os.Rename(old, exe) // put the running build back
+		}
+		return err
+	}
+	return nil
 }
 
 // runScript runs a project's pre- or post-script: PowerShell on Windows, sh elsewhere, for at most

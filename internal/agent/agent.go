@@ -36,6 +36,8 @@ type Config struct {
 	// CertSHA256 pins the server's TLS certificate: the hex SHA-256 of its DER. Empty means the
 	// system's trust store decides.
 	CertSHA256 string `json:"cert_sha256,omitempty"`
+	// UpdateKey is the server's ed25519 public key (base64): only updates it signed are installed.
+	UpdateKey string `json:"update_key,omitempty"`
 }
 
 // LoadConfig reads and checks agent.json.
@@ -80,6 +82,9 @@ type Agent struct {
 	AskUser func(ctx context.Context, p Prompt) error
 	// RunScript runs the project's pre- and post-scripts and returns their output; nil skips them.
 	RunScript func(ctx context.Context, script string) (string, error)
+	// Replace installs a verified newer agent binary (at the path given) in place of this one;
+	// nil declines updates.
+	Replace func(newBinary string) error
 
 	http       *http.Client
 	serverPoll bool
@@ -116,7 +121,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		poll, err := a.report(ctx, st)
 		wait := jitter(poll)
 		switch {
-		case errors.Is(err, ErrRevoked):
+		case errors.Is(err, ErrRevoked), errors.Is(err, ErrUpdated):
 			return err
 		case err != nil:
 			wait, backoff = backoff, min(2*backoff, a.MaxBackoff)
@@ -212,7 +217,7 @@ var errRefused = errors.New("the server refused the enrolment token or company k
 
 func (a *Agent) facts() model.DeviceFacts {
 	f := a.Facts()
-	f.AgentVersion = Version
+	f.AgentVersion, f.Platform = Version, Platform()
 	return f
 }
 
@@ -251,7 +256,18 @@ func (a *Agent) report(ctx context.Context, st State) (time.Duration, error) {
 		a.Poll = time.Duration(out.PollSeconds) * time.Second
 	}
 	if out.Released {
-		return a.Poll, a.runTasks(ctx, st, out)
+		if err := a.runTasks(ctx, st, out); err != nil {
+			return a.Poll, err
+		}
+	}
+	if out.Update != nil {
+		// Between tasks, never during them: a released device finishes its work first. An update
+		// that fails its checks leaves this agent running and tells the server why.
+		if err := a.update(ctx, st, *out.Update); errors.Is(err, ErrUpdated) {
+			return a.Poll, err
+		} else if err != nil {
+			a.uploadLog(ctx, st, []string{"update: " + err.Error()})
+		}
 	}
 	return a.Poll, nil
 }

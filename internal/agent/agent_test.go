@@ -2,10 +2,14 @@ package agent_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -272,5 +276,61 @@ func TestReleasedTasksRun(t *testing.T) {
 	runN(2)
 	if outlook.runs != 2 || len(asked) != 2 {
 		t.Fatalf("after a restart: outlook ran %d times, asked %d; want 2 and 2", outlook.runs, len(asked))
+	}
+}
+
+// TestSignedUpdates: an agent installs a newer build only when the server's signature verifies
+// with the key its package carries and the download matches the signed hash; a wrong key leaves
+// it running and says why in its log; the same version is not offered.
+func TestSignedUpdates(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	bins := t.TempDir()
+	r.stack.Agents.SetUpdates(bins, key)
+	bin := filepath.Join(bins, model.AgentBinary(runtime.GOOS, runtime.GOARCH))
+	if err := os.WriteFile(bin, []byte("the new build"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	try := func(cfg agent.Config, version string) (installed []byte, err error) {
+		t.Helper()
+		if err := os.WriteFile(bin+".version", []byte(version+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		a := &agent.Agent{Config: cfg, Dir: t.TempDir(), Facts: laptop, Poll: time.Minute, Backoff: time.Second, MaxBackoff: time.Second,
+			Sleep:    func(ctx context.Context, d time.Duration) error { return ctx.Err() },
+			OnReport: func(int) { cancel() },
+			Replace: func(path string) error {
+				var err error
+				installed, err = os.ReadFile(path)
+				return err
+			}}
+		err = a.Run(c)
+		if errors.Is(err, context.Canceled) {
+			err = nil
+		}
+		return installed, err
+	}
+	other, _, _ := ed25519.GenerateKey(rand.Reader)
+	wrong := r.cfg
+	wrong.UpdateKey = base64.StdEncoding.EncodeToString(other)
+	if got, err := try(wrong, "9.9.9"); err != nil || got != nil {
+		t.Fatalf("with another key: installed %q, %v; want nothing installed and the agent running", got, err)
+	}
+	var ds []api.DeviceView
+	r.stack.Admin.Do(ctx, "GET", "/api/v1/projects/acme/devices", nil, &ds)
+	var logs []model.DeviceLog
+	if err := r.stack.Admin.Do(ctx, "GET", "/api/v1/devices/"+ds[0].ID+"/logs", nil, &logs); err != nil || len(logs) == 0 || !strings.Contains(logs[len(logs)-1].Line, "signature does not verify") {
+		t.Fatalf("the refused update's log: %v %v", logs, err)
+	}
+	right := r.cfg
+	right.UpdateKey = base64.StdEncoding.EncodeToString(pub)
+	if got, err := try(right, agent.Version); err != nil || got != nil {
+		t.Fatalf("the same version: installed %q, %v", got, err)
+	}
+	if got, err := try(right, "9.9.9"); !errors.Is(err, agent.ErrUpdated) || string(got) != "the new build" {
+		t.Fatalf("a signed update: installed %q, %v; want the new build and ErrUpdated", got, err)
 	}
 }

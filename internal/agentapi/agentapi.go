@@ -5,13 +5,21 @@ package agentapi
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferry-migrate/ferry/internal/auth"
@@ -27,6 +35,24 @@ type Server struct {
 	st   *store.Store
 	auth *auth.Service
 	log  *slog.Logger
+	// updates: the agent binaries (model.AgentBinary, each with a .version file beside it) and the
+	// key that signs them; without a key no update is offered.
+	mu       sync.RWMutex
+	agentDir string
+	signer   ed25519.PrivateKey
+}
+
+// SetUpdates makes the server offer agents the binaries in dir, signed with key.
+func (s *Server) SetUpdates(dir string, key ed25519.PrivateKey) {
+	s.mu.Lock()
+	s.agentDir, s.signer = dir, key
+	s.mu.Unlock()
+}
+
+func (s *Server) updates() (string, ed25519.PrivateKey) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.agentDir, s.signer
 }
 
 // New returns the agent protocol's server.
@@ -40,6 +66,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /agent/v1/report", s.report)
 	mux.HandleFunc("POST /agent/v1/tasks", s.taskStatus)
 	mux.HandleFunc("POST /agent/v1/logs", s.logs)
+	mux.HandleFunc("GET /agent/v1/update/{os}/{arch}", s.download)
 }
 
 // EnrolRequest is what an agent sends once, with the values from its agent.json.
@@ -102,6 +129,9 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, err := s.Instructions(r.Context(), d, time.Now())
+	if err == nil {
+		resp.Update, err = s.offer(f)
+	}
 	if err != nil {
 		s.log.Error("agent report", "device", d.ID, "err", err)
 		problem(w, http.StatusInternalServerError, "internal error; the server log has details")
@@ -156,6 +186,66 @@ func (s *Server) Instructions(ctx context.Context, d model.Device, now time.Time
 	resp.PreScript, resp.PostScript = set.PreScript, set.PostScript
 	resp.Prompt = &model.AgentPrompt{CompanyName: set.CompanyName, Text: set.PromptText, LogoURL: set.LogoURL}
 	return resp, nil
+}
+
+// offer names a newer agent for the reporting build's platform, signed, or nil.
+func (s *Server) offer(f model.DeviceFacts) (*model.AgentUpdate, error) {
+	dir, signer := s.updates()
+	goos, goarch, ok := strings.Cut(f.Platform, "/")
+	if signer == nil || !ok || strings.ContainsAny(goos+goarch, `/\.`) {
+		return nil, nil
+	}
+	path := filepath.Join(dir, model.AgentBinary(goos, goarch))
+	v, err := os.ReadFile(path + ".version")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	version := strings.TrimSpace(string(v))
+	if version == "" || version == f.AgentVersion {
+		return nil, nil
+	}
+	sum, err := fileSHA256(path)
+	if err != nil {
+		return nil, err
+	}
+	sig := ed25519.Sign(signer, model.AgentUpdateMessage(f.Platform, version, sum))
+	return &model.AgentUpdate{Version: version, URL: "/agent/v1/update/" + goos + "/" + goarch, SHA256: sum, Signature: base64.StdEncoding.EncodeToString(sig)}, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// download serves an agent binary to an enrolled device.
+func (s *Server) download(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.device(w, r); !ok {
+		return
+	}
+	dir, _ := s.updates()
+	goos, goarch := r.PathValue("os"), r.PathValue("arch")
+	if dir == "" || strings.ContainsAny(goos+goarch, `/\.`) {
+		problem(w, http.StatusNotFound, "no agent binary for "+goos+"/"+goarch)
+		return
+	}
+	f, err := os.Open(filepath.Join(dir, model.AgentBinary(goos, goarch)))
+	if err != nil {
+		problem(w, http.StatusNotFound, "no agent binary for "+goos+"/"+goarch)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	io.Copy(w, f)
 }
 
 // TaskReport is an agent's word on one task.
@@ -249,7 +339,7 @@ func checkFacts(f model.DeviceFacts) error {
 	if strings.TrimSpace(f.Hostname) == "" {
 		return errors.New("device.hostname is required")
 	}
-	for name, v := range map[string]string{"hostname": f.Hostname, "os_version": f.OSVersion, "user_name": f.UserName, "user_email": f.UserEmail, "agent_version": f.AgentVersion} {
+	for name, v := range map[string]string{"hostname": f.Hostname, "os_version": f.OSVersion, "user_name": f.UserName, "user_email": f.UserEmail, "agent_version": f.AgentVersion, "platform": f.Platform} {
 		if len(v) > 256 {
 			return fmt.Errorf("%s is longer than 256 characters", name)
 		}

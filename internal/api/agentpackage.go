@@ -2,6 +2,8 @@ package api
 
 import (
 	"archive/zip"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,11 +23,12 @@ import (
 // revokes the previous one at once.
 const packageToken = "agent-package"
 
-// SetAgentPackaging tells the server where the agent binaries are (ferry-agent-<os>-<arch>, .exe
-// on Windows) and the fingerprint of its own TLS certificate, which packages pin ("" over plain
-// HTTP).
-func (s *Server) SetAgentPackaging(dir, certSHA256 string) {
-	s.agentDir, s.certSHA256 = dir, certSHA256
+// SetAgentPackaging tells the server where the agent binaries are (model.AgentBinary), the
+// fingerprint of its own TLS certificate, which packages pin ("" over plain HTTP), and the public
+// key of its agent-update signing key, which packages carry so agents accept only updates the
+// server signed (nil: none).
+func (s *Server) SetAgentPackaging(dir, certSHA256 string, updateKey ed25519.PublicKey) {
+	s.agentDir, s.certSHA256, s.updateKey = dir, certSHA256, updateKey
 }
 
 // AgentPackageConfig is the agent.json inside a package.
@@ -34,6 +37,7 @@ type AgentPackageConfig struct {
 	CompanyKey string `json:"company_key"`
 	Token      string `json:"token"`
 	CertSHA256 string `json:"cert_sha256,omitempty"`
+	UpdateKey  string `json:"update_key,omitempty"` // base64 ed25519 public key
 }
 
 // agentPackage answers a zip of the agent binary and its agent.json: the server's URL, the
@@ -63,10 +67,10 @@ func (s *Server) agentPackage(w http.ResponseWriter, r *http.Request, p auth.Pri
 	if err != nil {
 		return err
 	}
-	name := "ferry-agent-" + req.OS + "-" + req.Arch
+	name := model.AgentBinary(req.OS, req.Arch)
 	exe := "ferry-agent"
 	if req.OS == "windows" {
-		name, exe = name+".exe", exe+".exe"
+		exe += ".exe"
 	}
 	if s.agentDir == "" {
 		return errStatus(http.StatusConflict, "this server has no agent directory: start it with --agent-dir")
@@ -109,7 +113,11 @@ func (s *Server) agentPackage(w http.ResponseWriter, r *http.Request, p auth.Pri
 	if err != nil {
 		return err
 	}
-	cfg, _ := json.MarshalIndent(AgentPackageConfig{Server: server, CompanyKey: key, Token: plain, CertSHA256: s.certSHA256}, "", "  ")
+	pc := AgentPackageConfig{Server: server, CompanyKey: key, Token: plain, CertSHA256: s.certSHA256}
+	if s.updateKey != nil {
+		pc.UpdateKey = base64.StdEncoding.EncodeToString(s.updateKey)
+	}
+	cfg, _ := json.MarshalIndent(pc, "", "  ")
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="ferry-agent-%s-%s.zip"`, prj.Name, req.OS))
 	zw := zip.NewWriter(w)

@@ -4,6 +4,7 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +33,7 @@ type Server struct {
 	mux  *http.ServeMux
 	// agentDir holds agent binaries for packages; certSHA256 pins the server's certificate.
 	agentDir, certSHA256 string
+	updateKey            ed25519.PublicKey
 }
 
 // access says who may call a route. Role checks on workgroup and project objects happen in the

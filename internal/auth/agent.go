@@ -2,10 +2,14 @@ package auth
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -75,4 +79,26 @@ func (s *Service) AuthenticateDevice(r *http.Request) (model.Device, error) {
 		return d, fmt.Errorf("%w: this device's credential was revoked", ErrUnauthenticated)
 	}
 	return d, nil
+}
+
+// AgentSigningKey loads the ed25519 key that signs agent updates from path, creating it (0600)
+// the first time. Agent packages carry its public half.
+func AgentSigningKey(path string) (ed25519.PrivateKey, error) {
+	if data, err := os.ReadFile(path); err == nil {
+		seed, err := hex.DecodeString(strings.TrimSpace(string(data)))
+		if err != nil || len(seed) != ed25519.SeedSize {
+			return nil, fmt.Errorf("%s is not an agent signing key (64 hex digits)", path)
+		}
+		return ed25519.NewKeyFromSeed(seed), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(key.Seed())+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return key, nil
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -151,14 +152,21 @@ func Serve(ctx context.Context, o ServeOptions, out interface{ Write([]byte) (in
 			return err
 		}
 	}
-	apiSrv.SetAgentPackaging(agentDir, pin)
+	signer, err := auth.AgentSigningKey(filepath.Join(o.Data, "agent-signing.key"))
+	if err != nil {
+		eng.Shutdown(context.Background())
+		return err
+	}
+	apiSrv.SetAgentPackaging(agentDir, pin, signer.Public().(ed25519.PublicKey))
 	console, err := web.New(apiSrv.Handler(), au, log)
 	if err != nil {
 		eng.Shutdown(context.Background())
 		return err
 	}
 	console.Register(apiSrv.Mux())
-	agentapi.New(st, au, log).Register(apiSrv.Mux())
+	agents := agentapi.New(st, au, log)
+	agents.SetUpdates(agentDir, signer)
+	agents.Register(apiSrv.Mux())
 	srv := &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {

@@ -25,6 +25,8 @@ type DeviceFacts struct {
 	UserEmail    string            `json:"user_email,omitempty"`
 	Software     map[string]string `json:"software,omitempty"` // outlook, onedrive, teams, office -> version
 	AgentVersion string            `json:"agent_version,omitempty"`
+	// Platform is the agent build's GOOS/GOARCH, for updates; reported, not stored.
+	Platform string `json:"platform,omitempty"`
 }
 
 // Device is an enrolled workstation; its credential is stored as a hash.
@@ -132,6 +134,31 @@ type AgentInstructions struct {
 	Prompt      *AgentPrompt `json:"prompt,omitempty"`
 	PreScript   string       `json:"pre_script,omitempty"`
 	PostScript  string       `json:"post_script,omitempty"`
+	Update      *AgentUpdate `json:"update,omitempty"`
+}
+
+// AgentUpdate offers a newer agent: the agent downloads it from URL (with its credential),
+// checks its SHA-256, and replaces itself only if Signature (ed25519, base64) signs
+// AgentUpdateMessage with the key its package carries.
+type AgentUpdate struct {
+	Version   string `json:"version"`
+	URL       string `json:"url"`
+	SHA256    string `json:"sha256"`
+	Signature string `json:"signature"`
+}
+
+// AgentUpdateMessage is what an update's signature signs.
+func AgentUpdateMessage(platform, version, sha256hex string) []byte {
+	return []byte("ferry-agent-update\n" + platform + "\n" + version + "\n" + sha256hex)
+}
+
+// AgentBinary is the file name of the agent built for a platform in a server's agent directory.
+func AgentBinary(goos, goarch string) string {
+	name := "ferry-agent-" + goos + "-" + goarch
+	if goos == "windows" {
+		name += ".exe"
+	}
+	return name
 }
 
 // AgentPrompt is what the user sees before the workstation is switched over.

@@ -451,7 +451,7 @@ func TestAgentPackageFromTheProjectPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := server.Start(t, storetest.SQLite(t), func(a *api.Server, au *auth.Service, log *slog.Logger) error {
-		a.SetAgentPackaging(agents, "")
+		a.SetAgentPackaging(agents, "", nil)
 		con, err := web.New(a.Handler(), au, log)
 		if err != nil {
 			return err

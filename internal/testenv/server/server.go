@@ -23,11 +23,12 @@ const AdminPassword = "Admin-Password-For-Tests-1"
 
 // Stack is a running test server.
 type Stack struct {
-	Srv   *httptest.Server
-	API   *api.Server
-	Auth  *auth.Service
-	Store *store.Store
-	Admin *client.Client // with an admin API token
+	Srv    *httptest.Server
+	API    *api.Server
+	Auth   *auth.Service
+	Store  *store.Store
+	Agents *agentapi.Server // the agent protocol, for tests that configure updates
+	Admin  *client.Client   // with an admin API token
 }
 
 // Start runs a server on db until the test ends. mount, if given, adds handlers (the console)
@@ -49,7 +50,8 @@ func Start(t testing.TB, db storetest.DB, mount func(a *api.Server, au *auth.Ser
 		t.Fatal(err)
 	}
 	a := api.New(st, au, eng, log)
-	agentapi.New(st, au, log).Register(a.Mux())
+	agents := agentapi.New(st, au, log)
+	agents.Register(a.Mux())
 	if mount != nil {
 		if err := mount(a, au, log); err != nil {
 			t.Fatal(err)
@@ -61,7 +63,7 @@ func Start(t testing.TB, db storetest.DB, mount func(a *api.Server, au *auth.Ser
 		eng.Shutdown(context.Background())
 		st.Close()
 	})
-	s := &Stack{Srv: srv, API: a, Auth: au, Store: st}
+	s := &Stack{Srv: srv, API: a, Auth: au, Store: st, Agents: agents}
 	s.Admin = s.TokenFor(t, "admin", AdminPassword)
 	return s
 }

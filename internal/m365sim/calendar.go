@@ -288,25 +288,8 @@ func (t *Tenant) invite(u *User, e event) {
 
 // calendarEvents lists one calendar's events, paged, filterable by an extended property.
 func (s *Server) calendarEvents(w http.ResponseWriter, r *http.Request, c caller) {
-	match, ok := propFilter(w, r)
-	if !ok {
-		return
-	}
-	top, skip, err := paging(r)
-	if err != nil {
-		graphError(w, http.StatusBadRequest, "BadRequest", err.Error())
-		return
-	}
-	base := s.BaseURL()
-	s.withKindFolder(w, r, c, eventKind, func(_ *mailbox, f *folder) {
-		var all []*message
-		for _, m := range f.Messages {
-			if m.Event != nil && match(m) {
-				all = append(all, m)
-			}
-		}
-		writePage(w, r, base, len(all), top, skip, func(i int) map[string]any { return all[i].eventView() })
-	})
+	s.listItems(w, r, c, eventKind, func(m *message) bool { return m.Event != nil },
+		func(_ *folder, m *message) map[string]any { return m.eventView() })
 }
 
 func (s *Server) withEvent(w http.ResponseWriter, r *http.Request, c caller, fn func(mb *mailbox, m *message)) {

@@ -483,9 +483,8 @@ func (s *Server) uploadChunk(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := throttle.Key{Tenant: sess.tenant, App: sess.app, Resource: strings.ToLower(sess.user)}
-	release, retry := s.admit(key, n, 1)
+	release := s.admitted(w, key, n, 1)
 	if release == nil {
-		s.throttled(w, key, retry)
 		return
 	}
 	defer release()

@@ -446,9 +446,8 @@ func (s *Server) driveChunk(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := throttle.Key{Tenant: sess.tenant, App: sess.app, Resource: sharePoint}
-	release, retry := s.admit(key, n, throttle.CostWrite)
+	release := s.admitted(w, key, n, throttle.CostWrite)
 	if release == nil {
-		s.throttled(w, key, retry)
 		return
 	}
 	defer release()

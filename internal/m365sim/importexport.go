@@ -349,9 +349,8 @@ func (s *Server) importItem(w http.ResponseWriter, r *http.Request) {
 	}
 	// Imports count against the mailbox's limits like any other request of the app.
 	key := throttle.Key{Tenant: sess.tenant, App: sess.app, Resource: strings.ToLower(sess.mbx)}
-	release, retry := s.admit(key, requestBytes(r), 1)
+	release := s.admitted(w, key, requestBytes(r), 1)
 	if release == nil {
-		s.throttled(w, key, retry)
 		return
 	}
 	defer release()

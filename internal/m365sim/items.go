@@ -200,26 +200,33 @@ func (s *Server) withKindFolder(w http.ResponseWriter, r *http.Request, c caller
 
 func (s *Server) kindList(k kind) func(w http.ResponseWriter, r *http.Request, c caller) {
 	return func(w http.ResponseWriter, r *http.Request, c caller) {
-		match, ok := propFilter(w, r)
-		if !ok {
-			return
-		}
-		top, skip, err := paging(r)
-		if err != nil {
-			graphError(w, http.StatusBadRequest, "BadRequest", err.Error())
-			return
-		}
-		base := s.BaseURL()
-		s.withKindFolder(w, r, c, k, func(_ *mailbox, f *folder) {
-			var all []*message
-			for _, m := range f.Messages {
-				if m.Fields != nil && match(m) {
-					all = append(all, m)
-				}
-			}
-			writePage(w, r, base, len(all), top, skip, func(i int) map[string]any { return all[i].itemView(f, k, r.URL.Query().Get("$expand")) })
-		})
+		s.listItems(w, r, c, k, func(m *message) bool { return m.Fields != nil },
+			func(f *folder, m *message) map[string]any { return m.itemView(f, k, r.URL.Query().Get("$expand")) })
 	}
+}
+
+// listItems answers one page of a kind's folder {fid}: the items keep accepts that the $filter
+// matches, each as view shows it.
+func (s *Server) listItems(w http.ResponseWriter, r *http.Request, c caller, k kind, keep func(*message) bool, view func(*folder, *message) map[string]any) {
+	match, ok := propFilter(w, r)
+	if !ok {
+		return
+	}
+	top, skip, err := paging(r)
+	if err != nil {
+		graphError(w, http.StatusBadRequest, "BadRequest", err.Error())
+		return
+	}
+	base := s.BaseURL()
+	s.withKindFolder(w, r, c, k, func(_ *mailbox, f *folder) {
+		var all []*message
+		for _, m := range f.Messages {
+			if keep(m) && match(m) {
+				all = append(all, m)
+			}
+		}
+		writePage(w, r, base, len(all), top, skip, func(i int) map[string]any { return view(f, all[i]) })
+	})
 }
 
 func (s *Server) kindCreate(k kind) func(w http.ResponseWriter, r *http.Request, c caller) {

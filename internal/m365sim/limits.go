@@ -121,6 +121,15 @@ func driveCost(r *http.Request) (int, bool) {
 	return throttle.CostRead, true
 }
 
+// admitted admits a request as admit does, or answers it 429 itself (release nil).
+func (s *Server) admitted(w http.ResponseWriter, key throttle.Key, bytes int64, cost int) (release func()) {
+	release, retry := s.admit(key, bytes, cost)
+	if release == nil {
+		s.throttled(w, key, retry)
+	}
+	return release
+}
+
 // throttled answers 429 with Retry-After and the RateLimit headers Microsoft sends with it.
 func (s *Server) throttled(w http.ResponseWriter, key throttle.Key, retry time.Duration) {
 	s.mu.Lock()

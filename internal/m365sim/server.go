@@ -209,9 +209,8 @@ func (s *Server) graph(permission string, h func(w http.ResponseWriter, r *http.
 		if ru, ok := driveCost(r); ok {
 			key.Resource, cost = sharePoint, ru
 		}
-		release, retry := s.admit(key, requestBytes(r), cost)
+		release := s.admitted(w, key, requestBytes(r), cost)
 		if release == nil {
-			s.throttled(w, key, retry)
 			return
 		}
 		defer release()

@@ -40,6 +40,15 @@ type Server struct {
 	mu       sync.RWMutex
 	agentDir string
 	signer   ed25519.PrivateKey
+	// sums caches each binary's SHA-256 by path, size and modification time: every report of
+	// every device would otherwise hash the whole binary again.
+	sums map[string]fileSum
+}
+
+type fileSum struct {
+	size    int64
+	modTime time.Time
+	sha256  string
 }
 
 // SetUpdates makes the server offer agents the binaries in dir, signed with key.
@@ -206,7 +215,7 @@ func (s *Server) offer(f model.DeviceFacts) (*model.AgentUpdate, error) {
 	if version == "" || version == f.AgentVersion {
 		return nil, nil
 	}
-	sum, err := fileSHA256(path)
+	sum, err := s.fileSHA256(path)
 	if err != nil {
 		return nil, err
 	}
@@ -214,17 +223,34 @@ func (s *Server) offer(f model.DeviceFacts) (*model.AgentUpdate, error) {
 	return &model.AgentUpdate{Version: version, URL: "/agent/v1/update/" + goos + "/" + goarch, SHA256: sum, Signature: base64.StdEncoding.EncodeToString(sig)}, nil
 }
 
-func fileSHA256(path string) (string, error) {
+func (s *Server) fileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	s.mu.RLock()
+	c, ok := s.sums[path]
+	s.mu.RUnlock()
+	if ok && c.size == fi.Size() && c.modTime.Equal(fi.ModTime()) {
+		return c.sha256, nil
+	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return "", err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	sum := hex.EncodeToString(h.Sum(nil))
+	s.mu.Lock()
+	if s.sums == nil {
+		s.sums = map[string]fileSum{}
+	}
+	s.sums[path] = fileSum{fi.Size(), fi.ModTime(), sum}
+	s.mu.Unlock()
+	return sum, nil
 }
 
 // download serves an agent binary to an enrolled device.

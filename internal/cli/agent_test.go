@@ -16,22 +16,30 @@ import (
 	"github.com/ferry-migrate/ferry/internal/model"
 )
 
-// TestAgentCommands creates an enrolment token with the CLI, enrols a device against `ferry
-// serve`'s agent protocol, and lists and revokes with the CLI.
-func TestAgentCommands(t *testing.T) {
-	url := startServer(t, t.TempDir())
+// agentServer starts `ferry serve` on data, signs in, and makes the project acme between two
+// test-connector endpoints whose hosts start with prefix.
+func agentServer(t *testing.T, data, prefix string) string {
+	t.Helper()
+	url := startServer(t, data)
 	if code, _, errs := run(t, adminPW+"\n", "login", "--server", url, "--user", "admin", "--password-stdin"); code != 0 {
 		t.Fatalf("login: %s", errs)
 	}
 	for _, s := range [][]string{
-		{"endpoint", "add", "old", "--kind", "memory", "--host", "agent-src"},
-		{"endpoint", "add", "new", "--kind", "memory", "--host", "agent-dst"},
+		{"endpoint", "add", "old", "--kind", "memory", "--host", prefix + "-src"},
+		{"endpoint", "add", "new", "--kind", "memory", "--host", prefix + "-dst"},
 		{"project", "create", "acme", "--workload", "mailbox", "--source", "old", "--target", "new"},
 	} {
 		if code, out, errs := run(t, "", s...); code != 0 {
 			t.Fatalf("%v: exit %d: %s %s", s, code, out, errs)
 		}
 	}
+	return url
+}
+
+// TestAgentCommands creates an enrolment token with the CLI, enrols a device against `ferry
+// serve`'s agent protocol, and lists and revokes with the CLI.
+func TestAgentCommands(t *testing.T) {
+	url := agentServer(t, t.TempDir(), "agent")
 	code, out, errs := run(t, "", "agent", "token", "create", "acme", "--name", "wave-1", "-o", "json")
 	var tok api.AgentTokenResponse
 	if code != 0 || json.Unmarshal([]byte(out), &tok) != nil || !strings.HasPrefix(tok.Token, "fye_") {
@@ -86,19 +94,7 @@ func TestAgentCommands(t *testing.T) {
 // revokes the previous package's token at once; without a binary the error says how to build one.
 func TestAgentPackage(t *testing.T) {
 	data := t.TempDir()
-	url := startServer(t, data)
-	if code, _, errs := run(t, adminPW+"\n", "login", "--server", url, "--user", "admin", "--password-stdin"); code != 0 {
-		t.Fatalf("login: %s", errs)
-	}
-	for _, s := range [][]string{
-		{"endpoint", "add", "old", "--kind", "memory", "--host", "pkg-src"},
-		{"endpoint", "add", "new", "--kind", "memory", "--host", "pkg-dst"},
-		{"project", "create", "acme", "--workload", "mailbox", "--source", "old", "--target", "new"},
-	} {
-		if code, out, errs := run(t, "", s...); code != 0 {
-			t.Fatalf("%v: exit %d: %s %s", s, code, out, errs)
-		}
-	}
+	url := agentServer(t, data, "pkg")
 	out := filepath.Join(t.TempDir(), "pkg.zip")
 	if code, _, errs := run(t, "", "agent", "package", "acme", "-f", out); code != ExitError || !strings.Contains(errs, "GOOS=windows GOARCH=amd64 go build") {
 		t.Fatalf("a package without a binary: exit %d %q", code, errs)

@@ -40,19 +40,27 @@ func agentCall(t *testing.T, base, path, credential string, body any) (int, map[
 	return resp.StatusCode, out
 }
 
-func TestEnrolReportRevoke(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, db storetest.DB) {
-		s := server.Start(t, db, nil)
-		ctx := context.Background()
-		base := s.Srv.URL
-		for _, ep := range []string{"src", "dst"} {
-			if err := s.Admin.Do(ctx, "POST", "/api/v1/endpoints", map[string]any{"name": ep, "kind": "memory", "settings": map[string]any{"host": ep}}, nil); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := s.Admin.Do(ctx, "POST", "/api/v1/projects", map[string]any{"name": "acme", "workload": "mailbox", "source": "src", "target": "dst"}, nil); err != nil {
+// withProject starts a server on db with the project acme between two test-connector endpoints.
+func withProject(t *testing.T, db storetest.DB) *server.Stack {
+	t.Helper()
+	s := server.Start(t, db, nil)
+	ctx := context.Background()
+	for _, ep := range []string{"src", "dst"} {
+		if err := s.Admin.Do(ctx, "POST", "/api/v1/endpoints", map[string]any{"name": ep, "kind": "memory", "settings": map[string]any{"host": ep}}, nil); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := s.Admin.Do(ctx, "POST", "/api/v1/projects", map[string]any{"name": "acme", "workload": "mailbox", "source": "src", "target": "dst"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestEnrolReportRevoke(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db storetest.DB) {
+		s := withProject(t, db)
+		ctx := context.Background()
+		base := s.Srv.URL
 		if err := s.Admin.Do(ctx, "POST", "/api/v1/users", map[string]any{"username": "rita", "password": "Rita-Password-1234", "workgroup": "Default", "role": "Reader"}, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -149,17 +157,9 @@ func TestEnrolReportRevoke(t *testing.T) {
 // them back; the agent's task states and log lines show in the API, where roles apply.
 func TestTasksAreReleasedAtCutover(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db storetest.DB) {
-		s := server.Start(t, db, nil)
+		s := withProject(t, db)
 		ctx := context.Background()
 		base := s.Srv.URL
-		for _, ep := range []string{"src", "dst"} {
-			if err := s.Admin.Do(ctx, "POST", "/api/v1/endpoints", map[string]any{"name": ep, "kind": "memory", "settings": map[string]any{"host": ep}}, nil); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := s.Admin.Do(ctx, "POST", "/api/v1/projects", map[string]any{"name": "acme", "workload": "mailbox", "source": "src", "target": "dst"}, nil); err != nil {
-			t.Fatal(err)
-		}
 		var imp map[string]any
 		if err := s.Admin.Upload(ctx, "POST", "/api/v1/projects/acme/items/import", "text/csv", strings.NewReader("source_email,target_email\nann@contoso.com,ann@fabrikam.com\n"), &imp); err != nil {
 			t.Fatal(err)

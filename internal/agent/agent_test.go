@@ -193,7 +193,8 @@ type fakeTask struct {
 	err  error
 }
 
-func (f *fakeTask) Run(ctx context.Context, backup string) (string, error) {
+func (f *fakeTask) Run(ctx context.Context, job agent.Job) (string, error) {
+	backup := job.Backup
 	f.mu.Lock()
 	f.runs++
 	f.mu.Unlock()

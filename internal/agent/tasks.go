@@ -7,15 +7,27 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/ferry-migrate/ferry/internal/model"
 )
 
 // Task is one reconfiguration of the workstation (Outlook, OneDrive, Teams, Office, Entra). Run
 // must be idempotent: an agent stopped half-way runs it again. It keeps what a rollback needs
-// under backup, a directory of its own in the agent's data directory.
+// under job.Backup, a directory of its own in the agent's data directory.
 type Task interface {
-	Run(ctx context.Context, backup string) (detail string, err error)
+	Run(ctx context.Context, job Job) (detail string, err error)
+}
+
+// Job is one run of a task: where its backup lives and what the workstation is switched to.
+type Job struct {
+	Backup string
+	Target model.AgentTarget
+}
+
+// Undoer is a task that can put back what it changed, from its backup.
+type Undoer interface {
+	Rollback(ctx context.Context, backup string) (detail string, err error)
 }
 
 // ErrSkip, returned by a task, says there was nothing to do on this workstation (no Outlook
@@ -62,7 +74,11 @@ func (a *Agent) runTasks(ctx context.Context, st State, in model.AgentInstructio
 		if err := os.MkdirAll(backup, 0o700); err != nil {
 			return err
 		}
-		detail, err := impl.Run(ctx, backup)
+		job := Job{Backup: backup}
+		if in.Target != nil {
+			job.Target = *in.Target
+		}
+		detail, err := impl.Run(ctx, job)
 		status := model.TaskComplete
 		switch {
 		case errors.Is(err, ErrSkip):
@@ -84,7 +100,7 @@ type scriptTask struct {
 	script string
 }
 
-func (s scriptTask) Run(ctx context.Context, _ string) (string, error) { return s.run(ctx, s.script) }
+func (s scriptTask) Run(ctx context.Context, _ Job) (string, error) { return s.run(ctx, s.script) }
 
 func (a *Agent) setTask(ctx context.Context, st State, task string, status model.TaskState, detail string) error {
 	if len(detail) > 2000 { // the server keeps 2,000 characters; the log upload keeps the rest
@@ -111,4 +127,32 @@ func (a *Agent) uploadLog(ctx context.Context, st State, lines []string) error {
 		err = fmt.Errorf("log upload: server answered %d", code)
 	}
 	return err
+}
+
+// Rollback undoes the named tasks (all of them when none is named) in the reverse of their order,
+// from their backups. It runs on the workstation, without the server: an administrator or a
+// support engineer starts it (ferry-agent rollback) when a switched-over workstation must go back.
+func (a *Agent) Rollback(ctx context.Context, names ...string) ([]string, error) {
+	if len(names) == 0 {
+		names = model.AgentTasks
+	}
+	var out []string
+	for i := len(model.AgentTasks) - 1; i >= 0; i-- {
+		name := model.AgentTasks[i]
+		u, ok := a.Tasks[name].(Undoer)
+		if !ok || !slices.Contains(names, name) {
+			continue
+		}
+		backup := filepath.Join(a.Dir, "backup", name)
+		if _, err := os.Stat(backup); errors.Is(err, os.ErrNotExist) {
+			out = append(out, name+": nothing to roll back")
+			continue
+		}
+		detail, err := u.Rollback(ctx, backup)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", name, err)
+		}
+		out = append(out, name+": "+detail)
+	}
+	return out, nil
 }

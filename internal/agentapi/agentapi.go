@@ -194,7 +194,50 @@ func (s *Server) Instructions(ctx context.Context, d model.Device, now time.Time
 	}
 	resp.PreScript, resp.PostScript = set.PreScript, set.PostScript
 	resp.Prompt = &model.AgentPrompt{CompanyName: set.CompanyName, Text: set.PromptText, LogoURL: set.LogoURL}
-	return resp, nil
+	resp.Target, err = s.target(ctx, d, set, it, found)
+	return resp, err
+}
+
+// target says what the device is switched to: its user's addresses (from the item when there is
+// one), and the tenants, from the settings or else the project's Microsoft 365 endpoints.
+func (s *Server) target(ctx context.Context, d model.Device, set model.AgentSettings, it model.Item, found bool) (*model.AgentTarget, error) {
+	t := &model.AgentTarget{SourceEmail: d.UserEmail, TargetEmail: d.UserEmail, SourceTenantID: set.SourceTenantID, TargetTenantID: set.TargetTenantID,
+		OutlookProfile: set.OutlookProfile, ReattachPST: set.ReattachPST, EntraLeave: set.EntraLeave, CloseAppsAfter: set.CloseAppsAfter}
+	if found {
+		t.SourceEmail, t.TargetEmail = it.SourceEmail, it.TargetEmail
+	}
+	if t.OutlookProfile == "" {
+		t.OutlookProfile = t.TargetEmail
+	}
+	if t.OutlookProfile == "" {
+		t.OutlookProfile = "Outlook (migrated)"
+	}
+	if t.CloseAppsAfter <= 0 {
+		t.CloseAppsAfter = model.DefaultCloseAppsAfter
+	}
+	if t.SourceTenantID != "" && t.TargetTenantID != "" {
+		return t, nil
+	}
+	prj, err := s.st.Project(ctx, nil, d.ProjectID)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range []struct {
+		id  string
+		out *string
+	}{{prj.SourceID, &t.SourceTenantID}, {prj.TargetID, &t.TargetTenantID}} {
+		if *e.out != "" || e.id == "" {
+			continue
+		}
+		ep, err := s.st.Endpoint(ctx, prj.WorkgroupID, e.id)
+		if err != nil {
+			return nil, err
+		}
+		if ep.Kind == model.KindM365 && model.IsTenantID(ep.Settings.Tenant) {
+			*e.out = strings.ToLower(ep.Settings.Tenant)
+		}
+	}
+	return t, nil
 }
 
 // offer names a newer agent for the reporting build's platform, signed, or nil.

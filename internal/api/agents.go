@@ -175,6 +175,17 @@ func (s *Server) setAgentSettings(w http.ResponseWriter, r *http.Request, p auth
 	if set.LogoURL != "" && !strings.HasPrefix(set.LogoURL, "https://") && !strings.HasPrefix(set.LogoURL, "data:image/") {
 		return badRequest("logo_url: want an https:// URL or a data:image/… URL")
 	}
+	for name, id := range map[string]string{"source_tenant_id": set.SourceTenantID, "target_tenant_id": set.TargetTenantID} {
+		if id != "" && !model.IsTenantID(id) {
+			return badRequest("%s: %q is not a tenant id; want the directory id, a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47", name, id)
+		}
+	}
+	if strings.ContainsAny(set.OutlookProfile, `\/:*?"<>|`) || len(set.OutlookProfile) > 64 {
+		return badRequest("outlook_profile: at most 64 characters, without any of \\ / : * ? \" < > |")
+	}
+	if set.CloseAppsAfter < 0 || set.CloseAppsAfter > 86400 {
+		return badRequest("close_apps_after_seconds: want 0 (the default, %d) to 86400", model.DefaultCloseAppsAfter)
+	}
 	prj, err := s.projectFor(r, p, model.RoleManager)
 	if err != nil {
 		return err

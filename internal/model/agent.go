@@ -76,6 +76,35 @@ type AgentSettings struct {
 	// Windows, sh elsewhere), as the steps "prescript" and "postscript".
 	PreScript  string `json:"pre_script,omitempty"`
 	PostScript string `json:"post_script,omitempty"`
+	// The directory (tenant) ids OneDrive and Entra are switched from and to. Empty ones are
+	// taken from the project's Microsoft 365 endpoints when those name a tenant by its id.
+	SourceTenantID string `json:"source_tenant_id,omitempty"`
+	TargetTenantID string `json:"target_tenant_id,omitempty"`
+	// OutlookProfile names the new Outlook profile; empty names it after the target address.
+	OutlookProfile string `json:"outlook_profile,omitempty"`
+	// ReattachPST re-attaches the old profile's PST files to the new one.
+	ReattachPST bool `json:"reattach_pst,omitempty"`
+	// EntraLeave lets the agent run dsregcmd /leave on a device joined to the source tenant.
+	EntraLeave bool `json:"entra_leave,omitempty"`
+	// CloseAppsAfter is how long, in seconds, users get to close Outlook, Teams and Office before
+	// the agent closes them (default 300).
+	CloseAppsAfter int `json:"close_apps_after_seconds,omitempty"`
+}
+
+// DefaultCloseAppsAfter is how long users get to close their applications, in seconds.
+const DefaultCloseAppsAfter = 300
+
+// AgentTarget is what a released device is switched over to: the addresses of its user's item,
+// the tenants, and the project's task options.
+type AgentTarget struct {
+	SourceEmail    string `json:"source_email,omitempty"`
+	TargetEmail    string `json:"target_email,omitempty"`
+	SourceTenantID string `json:"source_tenant_id,omitempty"`
+	TargetTenantID string `json:"target_tenant_id,omitempty"`
+	OutlookProfile string `json:"outlook_profile"`
+	ReattachPST    bool   `json:"reattach_pst,omitempty"`
+	EntraLeave     bool   `json:"entra_leave,omitempty"`
+	CloseAppsAfter int    `json:"close_apps_after_seconds"`
 }
 
 // The script steps' names.
@@ -134,6 +163,7 @@ type AgentInstructions struct {
 	Prompt      *AgentPrompt `json:"prompt,omitempty"`
 	PreScript   string       `json:"pre_script,omitempty"`
 	PostScript  string       `json:"post_script,omitempty"`
+	Target      *AgentTarget `json:"target,omitempty"`
 	Update      *AgentUpdate `json:"update,omitempty"`
 }
 
@@ -166,4 +196,23 @@ type AgentPrompt struct {
 	CompanyName string `json:"company_name,omitempty"`
 	Text        string `json:"text,omitempty"`
 	LogoURL     string `json:"logo_url,omitempty"`
+}
+
+// IsTenantID tells whether s is a directory (tenant) id: a GUID, as OneDrive's policies and
+// Entra's join records name tenants.
+func IsTenantID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'):
+			return false
+		}
+	}
+	return true
 }

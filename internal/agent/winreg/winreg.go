@@ -35,9 +35,9 @@ type Value struct {
 }
 
 // Str is a REG_SZ value; Num a REG_DWORD.
-func Str(s string) Value    { return Value{Type: SZ, String: s} }
-func Num(n uint32) Value    { return Value{Type: DWord, Number: uint64(n)} }
-func Bin(b []byte) Value    { return Value{Type: Binary, Bytes: b} }
+func Str(s string) Value           { return Value{Type: SZ, String: s} }
+func Num(n uint32) Value           { return Value{Type: DWord, Number: uint64(n)} }
+func Bin(b []byte) Value           { return Value{Type: Binary, Bytes: b} }
 func (v Value) Equal(w Value) bool { return fmt.Sprint(v) == fmt.Sprint(w) }
 
 // Text reads a value as text: strings as they are, and binary values as the UTF-16LE strings MAPI

@@ -63,6 +63,8 @@ func LoadConfig(path string) (Config, error) {
 type State struct {
 	DeviceID   string `json:"device_id"`
 	Credential string `json:"credential"`
+	// Announced is the cutover time the user was last told of.
+	Announced *time.Time `json:"announced,omitempty"`
 }
 
 // Agent runs the enrol-and-report loop.
@@ -78,10 +80,16 @@ type Agent struct {
 	OnReport func(n int)
 	// Tasks are the reconfigurations this platform can run, by name; released ones without an
 	// entry are Skipped. AskUser shows the project's prompt before the first task; nil goes on.
-	Tasks   map[string]Task
-	AskUser func(ctx context.Context, p Prompt) error
+	Tasks map[string]Task
+	// Workstation, when set, gives the tasks afresh before each run, for the user signed in then
+	// (a service serves whoever is); an error postpones the run to the next report.
+	Workstation func() (map[string]Task, error)
+	AskUser     func(ctx context.Context, p Prompt) error
 	// RunScript runs the project's pre- and post-scripts and returns their output; nil skips them.
 	RunScript func(ctx context.Context, script string) (string, error)
+	// Announce tells the user, once for each cutover time the server sets, when the workstation
+	// will be switched over, in the device's local time; nil tells no one.
+	Announce func(text string)
 	// Replace installs a verified newer agent binary (at the path given) in place of this one;
 	// nil declines updates.
 	Replace func(newBinary string) error
@@ -118,7 +126,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	backoff = a.Backoff
 	for n := 1; ; {
-		poll, err := a.report(ctx, st)
+		poll, err := a.report(ctx, &st)
 		wait := jitter(poll)
 		switch {
 		case errors.Is(err, ErrRevoked), errors.Is(err, ErrUpdated):
@@ -241,7 +249,7 @@ func (a *Agent) enrol(ctx context.Context) (State, error) {
 	return st, a.saveState(st)
 }
 
-func (a *Agent) report(ctx context.Context, st State) (time.Duration, error) {
+func (a *Agent) report(ctx context.Context, st *State) (time.Duration, error) {
 	var out model.AgentInstructions
 	status, err := a.post(ctx, "/agent/v1/report", st.Credential, a.facts(), &out)
 	switch {
@@ -255,18 +263,21 @@ func (a *Agent) report(ctx context.Context, st State) (time.Duration, error) {
 	if a.serverPoll && out.PollSeconds > 0 {
 		a.Poll = time.Duration(out.PollSeconds) * time.Second
 	}
+	if err := a.announce(ctx, st, out); err != nil {
+		return a.Poll, err
+	}
 	if out.Released {
-		if err := a.runTasks(ctx, st, out); err != nil {
+		if err := a.runTasks(ctx, *st, out); err != nil {
 			return a.Poll, err
 		}
 	}
 	if out.Update != nil {
 		// Between tasks, never during them: a released device finishes its work first. An update
 		// that fails its checks leaves this agent running and tells the server why.
-		if err := a.update(ctx, st, *out.Update); errors.Is(err, ErrUpdated) {
+		if err := a.update(ctx, *st, *out.Update); errors.Is(err, ErrUpdated) {
 			return a.Poll, err
 		} else if err != nil {
-			a.uploadLog(ctx, st, []string{"update: " + err.Error()})
+			a.uploadLog(ctx, *st, []string{"update: " + err.Error()})
 		}
 	}
 	return a.Poll, nil
@@ -293,4 +304,21 @@ func (a *Agent) post(ctx context.Context, path, credential string, body, out any
 		json.Unmarshal(raw, out)
 	}
 	return resp.StatusCode, nil
+}
+
+// announce tells the user of a new cutover time, in local time, and the server that it did.
+func (a *Agent) announce(ctx context.Context, st *State, in model.AgentInstructions) error {
+	at := in.CutoverAt
+	if at == nil || in.Released || st.Announced != nil && st.Announced.Equal(*at) {
+		return nil
+	}
+	local := at.Local().Format("Monday 2 January 2006 at 15:04 (MST)")
+	if a.Announce != nil {
+		a.Announce("Your workstation will be switched over to your new account on " + local + ".")
+	}
+	if err := a.uploadLog(ctx, *st, []string{"cutover scheduled for " + local + ", device local time"}); err != nil {
+		return err
+	}
+	st.Announced = at
+	return a.saveState(*st)
 }

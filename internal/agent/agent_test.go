@@ -335,3 +335,53 @@ func TestSignedUpdates(t *testing.T) {
 		t.Fatalf("a signed update: installed %q, %v; want the new build and ErrUpdated", got, err)
 	}
 }
+
+// TestCutoverAnnounced: a device whose user's item has a cutover time tells the user once, in
+// the device's local time, and tells the server it did; a new time is announced again.
+func TestCutoverAnnounced(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	var imp api.ImportResponse
+	if err := r.stack.Admin.Upload(ctx, "POST", "/api/v1/projects/acme/items/import", "text/csv", strings.NewReader("source_email,target_email\nann@contoso.com,ann@fabrikam.com\n"), &imp); err != nil {
+		t.Fatal(err)
+	}
+	var page struct {
+		Items []model.Item `json:"items"`
+	}
+	if err := r.stack.Admin.Do(ctx, "GET", "/api/v1/projects/acme/items", nil, &page); err != nil || len(page.Items) != 1 {
+		t.Fatalf("items: %v %v", page, err)
+	}
+	dir := t.TempDir()
+	var told []string
+	runN := func(n int) {
+		t.Helper()
+		c, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		a := &agent.Agent{Config: r.cfg, Dir: dir, Facts: laptop, Poll: time.Minute, Backoff: time.Second, MaxBackoff: time.Second,
+			Sleep: func(ctx context.Context, d time.Duration) error { return ctx.Err() },
+			OnReport: func(k int) {
+				if k >= n {
+					cancel()
+				}
+			},
+			Announce: func(text string) { told = append(told, text) }}
+		if err := a.Run(c); err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+	}
+	for i, at := range []time.Time{time.Date(2031, 3, 7, 21, 30, 0, 0, time.UTC), time.Date(2031, 3, 8, 6, 0, 0, 0, time.UTC)} {
+		if err := r.stack.Admin.Do(ctx, "PUT", "/api/v1/items/"+page.Items[0].ID+"/cutover", map[string]any{"at": at}, nil); err != nil {
+			t.Fatal(err)
+		}
+		runN(2)
+		want := "Your workstation will be switched over to your new account on " + at.Local().Format("Monday 2 January 2006 at 15:04 (MST)") + "."
+		if len(told) != i+1 || told[i] != want {
+			t.Fatalf("announcements after cutover %d: %q, want the last to be %q", i+1, told, want)
+		}
+	}
+	ds := r.devices(t)
+	var logs []model.DeviceLog
+	if err := r.stack.Admin.Do(ctx, "GET", "/api/v1/devices/"+ds[0].ID+"/logs", nil, &logs); err != nil || len(logs) != 2 || !strings.HasPrefix(logs[0].Line, "cutover scheduled for ") {
+		t.Fatalf("logs: %v %v", logs, err)
+	}
+}

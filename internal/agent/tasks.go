@@ -49,6 +49,10 @@ func (a *Agent) runTasks(ctx context.Context, st State, in model.AgentInstructio
 	if len(todo) == 0 {
 		return nil
 	}
+	tasks, err := a.taskSet()
+	if err != nil {
+		return fmt.Errorf("tasks postponed: %w", err)
+	}
 	if a.AskUser != nil && in.Prompt != nil {
 		if err := a.AskUser(ctx, *in.Prompt); err != nil {
 			return fmt.Errorf("prompt: %w", err)
@@ -56,7 +60,7 @@ func (a *Agent) runTasks(ctx context.Context, st State, in model.AgentInstructio
 	}
 	var log []string
 	for _, t := range todo {
-		impl := a.Tasks[t.Task]
+		impl := tasks[t.Task]
 		if script := map[string]string{model.StepPreScript: in.PreScript, model.StepPostScript: in.PostScript}[t.Task]; script != "" && a.RunScript != nil {
 			impl = scriptTask{run: a.RunScript, script: script}
 		}
@@ -92,6 +96,13 @@ func (a *Agent) runTasks(ctx context.Context, st State, in model.AgentInstructio
 		log = append(log, fmt.Sprintf("%s: %s %s", t.Task, status, detail))
 	}
 	return a.uploadLog(ctx, st, log)
+}
+
+func (a *Agent) taskSet() (map[string]Task, error) {
+	if a.Workstation != nil {
+		return a.Workstation()
+	}
+	return a.Tasks, nil
 }
 
 // scriptTask runs an administrator's pre- or post-script.
@@ -136,10 +147,14 @@ func (a *Agent) Rollback(ctx context.Context, names ...string) ([]string, error)
 	if len(names) == 0 {
 		names = model.AgentTasks
 	}
+	tasks, err := a.taskSet()
+	if err != nil {
+		return nil, err
+	}
 	var out []string
 	for i := len(model.AgentTasks) - 1; i >= 0; i-- {
 		name := model.AgentTasks[i]
-		u, ok := a.Tasks[name].(Undoer)
+		u, ok := tasks[name].(Undoer)
 		if !ok || !slices.Contains(names, name) {
 			continue
 		}

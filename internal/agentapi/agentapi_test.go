@@ -196,7 +196,17 @@ func TestTasksAreReleasedAtCutover(t *testing.T) {
 		}
 
 		// Settings: three tasks, a prompt; a Reader may read them but not set them.
-		set := model.AgentSettings{Tasks: []string{"teams", "outlook", "onedrive"}, CompanyName: "Fabrikam", PromptText: "Your PC moves to Fabrikam tonight."}
+		set := model.AgentSettings{Tasks: []string{"teams", "outlook", "onedrive"}, CompanyName: "Fabrikam", PromptText: "Your PC moves to Fabrikam tonight.",
+			TargetTenantID: "22222222-2222-2222-2222-222222222222", ReattachPST: true}
+		for bad, want := range map[string]model.AgentSettings{
+			`source_tenant_id: "contoso.onmicrosoft.com" is not a tenant id`: {SourceTenantID: "contoso.onmicrosoft.com"},
+			"outlook_profile: at most 64 characters":                         {OutlookProfile: `Ann\Fabrikam`},
+			"close_apps_after_seconds":                                       {CloseAppsAfter: -1},
+		} {
+			if err := s.Admin.Do(ctx, "PUT", "/api/v1/projects/acme/agent/settings", want, nil); client.StatusOf(err) != 400 || !strings.Contains(err.Error(), bad) {
+				t.Errorf("settings %+v: %v, want 400 saying %q", want, err, bad)
+			}
+		}
 		if err := rita.Do(ctx, "PUT", "/api/v1/projects/acme/agent/settings", set, nil); client.StatusOf(err) != 403 {
 			t.Fatalf("a Reader setting agent settings: %v, want 403", err)
 		}
@@ -233,6 +243,12 @@ func TestTasksAreReleasedAtCutover(t *testing.T) {
 		if !r.Released || len(r.Tasks) != 3 || r.Tasks[0].Task != "outlook" || r.Tasks[1].Task != "onedrive" || r.Tasks[2].Task != "teams" ||
 			r.Tasks[0].Status != model.TaskWaiting || r.Prompt == nil || r.Prompt.CompanyName != "Fabrikam" {
 			t.Fatalf("at the cutover: %+v", r)
+		}
+		// What the device is switched to: the item's addresses, the tenant the settings name, a
+		// profile named after the target address, and the default time to close applications.
+		if tg := r.Target; tg == nil || tg.SourceEmail != "ann@contoso.com" || tg.TargetEmail != "ann@fabrikam.com" || tg.TargetTenantID != "22222222-2222-2222-2222-222222222222" ||
+			tg.SourceTenantID != "" || tg.OutlookProfile != "ann@fabrikam.com" || !tg.ReattachPST || tg.CloseAppsAfter != model.DefaultCloseAppsAfter {
+			t.Fatalf("target: %+v", r.Target)
 		}
 
 		// The agent's word on its tasks and its log lines.

@@ -135,8 +135,23 @@ func agentCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
+	revokeDev := &cobra.Command{
+		Use: "revoke DEVICE", Short: "Revoke a device's credential at once: its agent is refused from then on", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			var d model.Device
+			if err := c.Do(cmd.Context(), "POST", "/api/v1/devices/"+esc(args[0])+"/revoke", nil, &d); err != nil {
+				return err
+			}
+			return g.print(d, func(w *tabwriter.Writer) { fmt.Fprintf(w, "revoked %s (%s)\n", d.Hostname, d.ID) })
+		},
+	}
 	var tasks []string
 	var company, prompt, logo, preFile, postFile string
+	var opts model.AgentSettings
 	settings := &cobra.Command{
 		Use:   "settings PROJECT",
 		Short: "Show or set a project's agent tasks and the prompt users see",
@@ -151,7 +166,8 @@ entra; they always run in that order) and the prompt flags, replaces them.`,
 				if err != nil {
 					return err
 				}
-				want := model.AgentSettings{Tasks: tasks, CompanyName: company, PromptText: prompt, LogoURL: logo}
+				want := opts
+				want.Tasks, want.CompanyName, want.PromptText, want.LogoURL = tasks, company, prompt, logo
 				for _, sc := range []struct {
 					file string
 					to   *string
@@ -176,6 +192,8 @@ entra; they always run in that order) and the prompt flags, replaces them.`,
 			return g.print(set, func(w *tabwriter.Writer) {
 				fmt.Fprintf(w, "tasks:\t%s\ncompany:\t%s\nprompt:\t%s\nlogo:\t%s\npre-script:\t%d bytes\npost-script:\t%d bytes\n",
 					strings.Join(set.Steps(), ", "), set.CompanyName, set.PromptText, set.LogoURL, len(set.PreScript), len(set.PostScript))
+				fmt.Fprintf(w, "source tenant:\t%s\ntarget tenant:\t%s\noutlook profile:\t%s\nreattach PST:\t%t\nentra leave:\t%t\nclose apps after:\t%ds\n",
+					orDash(set.SourceTenantID), orDash(set.TargetTenantID), orDash(set.OutlookProfile), set.ReattachPST, set.EntraLeave, set.CloseAppsAfter)
 			})
 		},
 	}
@@ -185,6 +203,12 @@ entra; they always run in that order) and the prompt flags, replaces them.`,
 	settings.Flags().StringVar(&logo, "logo", "", "logo: an https:// or data:image/ URL")
 	settings.Flags().StringVar(&preFile, "pre-script", "", "file of a script run before the first task (PowerShell on Windows)")
 	settings.Flags().StringVar(&postFile, "post-script", "", "file of a script run after the last task")
+	settings.Flags().StringVar(&opts.SourceTenantID, "source-tenant-id", "", "the source tenant's directory id (default: the source endpoint's, when it is an id)")
+	settings.Flags().StringVar(&opts.TargetTenantID, "target-tenant-id", "", "the target tenant's directory id (default: the target endpoint's, when it is an id)")
+	settings.Flags().StringVar(&opts.OutlookProfile, "outlook-profile", "", "name of the new Outlook profile (default: the target address)")
+	settings.Flags().BoolVar(&opts.ReattachPST, "reattach-pst", false, "attach the old Outlook profile's PST files to the new one")
+	settings.Flags().BoolVar(&opts.EntraLeave, "entra-leave", false, "let the agent run dsregcmd /leave on devices joined to the source tenant")
+	settings.Flags().IntVar(&opts.CloseAppsAfter, "close-apps-after", 0, "seconds users get to close Outlook, Teams and Office before the agent closes them (default 300)")
 	cutover := &cobra.Command{
 		Use:   "cutover ITEM TIME|none",
 		Short: "Set when an item's workstation may be switched over (RFC 3339, e.g. 2026-12-05T22:00:00+01:00), or clear it",
@@ -251,7 +275,7 @@ ferry-agent-windows-amd64.exe built with GOOS=windows go build ./cmd/ferry-agent
 	pkg.Flags().StringVar(&pkgArch, "arch", "amd64", "amd64 or arm64")
 	pkg.Flags().StringVar(&pkgServer, "server-url", "", "the URL agents reach the server at (default: the one this command used)")
 	pkg.Flags().StringVarP(&pkgOut, "out", "f", "", "file to write (default ferry-agent-PROJECT-OS.zip)")
-	cmd.AddCommand(token, devices, logs, action, settings, cutover, pkg)
+	cmd.AddCommand(token, devices, logs, action, revokeDev, settings, cutover, pkg)
 	return cmd
 }
 
@@ -261,4 +285,11 @@ func taskList(ts []model.DeviceTask) string {
 		out = append(out, t.Task+" "+string(t.Status))
 	}
 	return strings.Join(out, ", ")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -81,6 +81,10 @@ func run(t *testing.T, stdin string, args ...string) (int, string, string) {
 
 // startServer runs Serve in-process on a free port and returns its URL.
 func startServer(t *testing.T, data string) string {
+	return startServerWith(t, ServeOptions{Data: data})
+}
+
+func startServerWith(t *testing.T, o ServeOptions) string {
 	t.Helper()
 	t.Setenv("FERRY_ADMIN_PASSWORD", adminPW)
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
@@ -89,18 +93,21 @@ func startServer(t *testing.T, data string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() {
-		done <- Serve(ctx, ServeOptions{Data: data, Listen: "127.0.0.1:0", Workers: 10, LogLevel: "error", Ready: func(a string) { addr <- a }}, io.Discard)
-	}()
+	o.Listen, o.Workers, o.LogLevel, o.Ready = "127.0.0.1:0", 10, "error", func(a string) { addr <- a }
+	go func() { done <- Serve(ctx, o, io.Discard) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	})
+	scheme := "http://"
+	if o.TLSCert != "" {
+		scheme = "https://"
+	}
 	select {
 	case a := <-addr:
-		return "http://" + a
+		return scheme + a
 	case err := <-done:
 		t.Fatalf("server did not start: %v", err)
 	case <-time.After(30 * time.Second):

@@ -48,3 +48,24 @@ func exists(path string) bool {
 	_, err := os.Lstat(path)
 	return err == nil
 }
+
+// UserEmail finds the user's work address where Microsoft's clients record it: OneDrive for
+// Business's accounts, then Office's signed-in identities. It is empty when neither has one.
+func UserEmail(h *Host) string {
+	accounts, _ := h.Reg.SubKeys(oneDriveAccounts)
+	for _, a := range accounts {
+		if strings.HasPrefix(strings.ToLower(a), "business") {
+			if v, _, _ := winreg.Get(h.Reg, oneDriveAccounts+`\`+a, "UserEmail"); strings.Contains(v.Text(), "@") {
+				return v.Text()
+			}
+		}
+	}
+	ids := `HKCU\Software\Microsoft\Office\16.0\Common\Identity\Identities`
+	subs, _ := h.Reg.SubKeys(ids)
+	for _, s := range subs {
+		if v, _, _ := winreg.Get(h.Reg, ids+`\`+s, "EmailAddress"); strings.Contains(v.Text(), "@") {
+			return v.Text()
+		}
+	}
+	return ""
+}

@@ -167,7 +167,8 @@ func (j *journal) moveAside(path string) (bool, error) {
 		e = prev
 		if _, err := os.Lstat(e.Saved); err == nil {
 			// Moved aside before: the backup keeps the original, and this is newer.
-			return true, os.RemoveAll(path)
+			_, err := removeAll(path)
+			return true, err
 		}
 	} else if err := j.record(e); err != nil {
 		return false, err
@@ -203,12 +204,12 @@ func (h *Host) Rollback(_ context.Context, backup string) (string, error) {
 			}
 		case "file":
 			if _, serr := os.Lstat(e.Saved); serr == nil {
-				if err = os.RemoveAll(e.Path); err == nil {
+				if _, err = removeAll(e.Path); err == nil {
 					err = os.Rename(e.Saved, e.Path)
 				}
 			}
 		case "created":
-			err = os.RemoveAll(e.Path)
+			_, err = removeAll(e.Path)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("undoing %s %s%s: %w", e.Op, e.Key, e.Path, err))
@@ -217,7 +218,7 @@ func (h *Host) Rollback(_ context.Context, backup string) (string, error) {
 	if err := errors.Join(errs...); err != nil {
 		return "", err
 	}
-	if err := os.RemoveAll(backup); err != nil {
+	if _, err := removeAll(backup); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("%d changes undone", len(j.Entries)), nil

@@ -2,7 +2,9 @@ package workstation
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -69,17 +71,30 @@ func (t teams) Run(ctx context.Context, job agent.Job) (string, error) {
 	return fmt.Sprintf("%s%.1f MB freed", detail, float64(freed)/1e6), nil
 }
 
-// removeAll deletes a file or folder and returns the bytes it held.
+// removeAll deletes a file or folder and returns the bytes it held. It removes one entry at a
+// time, children first, instead of calling os.RemoveAll: on Windows that uses a file-disposition
+// call Wine does not implement, and the tests run the agent under Wine.
 func removeAll(path string) (int64, error) {
 	var n int64
-	filepath.Walk(path, func(_ string, fi os.FileInfo, err error) error {
-		if err == nil && !fi.IsDir() {
-			n += fi.Size()
+	var dirs []string
+	err := filepath.Walk(path, func(p string, fi os.FileInfo, err error) error {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil
+		case err != nil:
+			return err
+		case fi.IsDir():
+			dirs = append(dirs, p)
+			return nil
 		}
-		return nil
+		n += fi.Size()
+		return os.Remove(p)
 	})
-	if err := os.RemoveAll(path); err != nil {
-		return 0, fmt.Errorf("clearing %s (is Teams still running?): %w", path, err)
+	for i := len(dirs) - 1; err == nil && i >= 0; i-- {
+		err = os.Remove(dirs[i])
+	}
+	if err != nil {
+		return 0, fmt.Errorf("clearing %s (is the application still running?): %w", path, err)
 	}
 	return n, nil
 }

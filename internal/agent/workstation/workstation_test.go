@@ -227,6 +227,9 @@ func (r *rig) rollback(t *testing.T, name string) string {
 // then exactly as it was, registry and files.
 func TestTasksAndRollback(t *testing.T) {
 	r := newRig(t)
+	if got := UserEmail(r.h); got != "ann@contoso.com" {
+		t.Errorf("UserEmail = %q, want OneDrive's Business1 address", got)
+	}
 	regBefore, filesBefore := r.snapshot(t)
 	r.procs.running["outlook.exe"] = 2 // the user closes Outlook after two looks
 	r.procs.running["teams.exe"] = -1  // Teams never closes: the agent ends it

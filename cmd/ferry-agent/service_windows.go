@@ -88,7 +88,10 @@ func install(exe string, args []string) error {
 		return err
 	}
 	defer s.Close()
-	s.SetRecoveryActions([]mgr.RecoveryAction{{Type: mgr.ServiceRestart, Delay: time.Minute}}, 86400)
+	// Restart after a crash, and after an exit with an error, which is how a self-updated service
+	// hands over to its new build.
+	s.SetRecoveryActions([]mgr.RecoveryAction{{Type: mgr.ServiceRestart, Delay: 10 * time.Second}}, 86400)
+	s.SetRecoveryActionsOnNonCrashFailures(true)
 	eventlog.InstallAsEventCreate(serviceName, eventlog.Error|eventlog.Warning|eventlog.Info)
 	return s.Start()
 }

@@ -78,8 +78,8 @@ func wineSeed() string {
 // `ferry serve` over pinned TLS: the agent enrols, receives its tasks once the user's mailbox has
 // migrated and the cutover time has come, and applies them to a seeded Outlook profile, OneDrive
 // account, Teams cache and Office licence. The test reads the prefix's registry and files, the
-// task states and logs the server shows, rolls the changes back with `ferry-agent rollback`, and
-// checks that a revoked device is refused.
+// task states and logs the server shows, rolls the changes back with `ferry-agent rollback`,
+// checks that a revoked device is refused, and then does it all again as a Windows service.
 func TestAgentUnderWine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the Windows agent and boots Wine")
@@ -142,23 +142,7 @@ func TestAgentUnderWine(t *testing.T) {
 	must(c.Do(ctx, "PUT", "/api/v1/items/"+item.ID+"/cutover", map[string]any{"at": time.Now().Add(-time.Minute)}, nil))
 
 	// The agent package, unpacked on the workstation's C:.
-	resp, err := c.HTTP.Do(authed(t, c, "POST", base+"/api/v1/projects/acme/agent/package", `{"os":"windows"}`))
-	must(err)
-	zipData, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("agent package: %d %s", resp.StatusCode, zipData)
-	}
-	zr, err := zip.NewReader(bytes.NewReader(zipData), int64(len(zipData)))
-	must(err)
-	install := pfx.Path(`C:\Program Files\Ferry`)
-	os.MkdirAll(install, 0o755)
-	for _, f := range zr.File {
-		rc, _ := f.Open()
-		data, _ := io.ReadAll(rc)
-		rc.Close()
-		must(os.WriteFile(filepath.Join(install, f.Name), data, 0o755))
-	}
+	install := unpackAgent(t, c, base, pfx.Path(`C:\Program Files\Ferry`))
 
 	// The workstation: registry and files as the source tenant left them.
 	pfx.Import(t, wineSeed())
@@ -178,6 +162,21 @@ func TestAgentUnderWine(t *testing.T) {
 		os.MkdirAll(filepath.Dir(full), 0o755)
 		must(os.WriteFile(full, []byte(body), 0o644))
 	}
+
+	// A running "Outlook" that no user closes: a copy of the agent named OUTLOOK.EXE, retrying a
+	// server that is not there. The Outlook task asks, waits five seconds, and ends it.
+	office := pfx.Path(`C:\Program Files\Microsoft Office\root\Office16`)
+	os.MkdirAll(office, 0o755)
+	exeData, err := os.ReadFile(filepath.Join(install, "ferry-agent.exe"))
+	must(err)
+	must(os.WriteFile(filepath.Join(office, "OUTLOOK.EXE"), exeData, 0o755))
+	must(os.WriteFile(filepath.Join(office, "agent.json"), []byte(`{"server_url":"http://127.0.0.1:1","company_key":"x","token":"x"}`), 0o644))
+	outlookCtx, stopOutlook := context.WithTimeout(ctx, 3*time.Minute)
+	defer stopOutlook()
+	fakeOutlook := pfx.Command(outlookCtx, `C:\Program Files\Microsoft Office\root\Office16\OUTLOOK.EXE`, "run", "--data", `C:\fake-outlook`)
+	must(fakeOutlook.Start())
+	outlookEnded := make(chan error, 1)
+	go func() { outlookEnded <- fakeOutlook.Wait() }()
 
 	// The agent enrols and reports; its first report releases the tasks, which it runs.
 	runCtx, stop := context.WithTimeout(ctx, 3*time.Minute)
@@ -205,12 +204,18 @@ func TestAgentUnderWine(t *testing.T) {
 	agentCmd.Wait()
 	pfx.Wait(t)
 
-	states := map[string]string{}
 	for _, task := range dev.Tasks {
-		states[task.Task] = string(task.Status)
 		if task.Status != model.TaskComplete {
 			t.Errorf("%s: %s %s", task.Task, task.Status, task.Detail)
 		}
+		if task.Task == "outlook" && !strings.HasPrefix(task.Detail, "Outlook closed by the agent after 5s (OUTLOOK.EXE)") {
+			t.Errorf("outlook: %s, want Outlook closed by the agent", task.Detail)
+		}
+	}
+	select {
+	case <-outlookEnded:
+	case <-time.After(30 * time.Second):
+		t.Error("the running OUTLOOK.EXE was not ended")
 	}
 	if dev.Hostname == "" || !strings.HasPrefix(dev.OSVersion, "Windows ") || dev.UserEmail != "ann@contoso.com" || dev.Software["outlook"] != "16.0.17928.20156" ||
 		dev.Software["onedrive"] != "24.201.1006.0005" || dev.Software["office"] != "16.0.17928.20156" || dev.Software["teams"] != "1.7.00.13456 (classic)" || dev.AgentVersion == "" {
@@ -312,6 +317,76 @@ func TestAgentUnderWine(t *testing.T) {
 	if err == nil || !strings.Contains(string(refused), "refused this device's credential") {
 		t.Errorf("a revoked device's agent: %v\n%s", err, refused)
 	}
+
+	// As a Windows service, from a new package: the service finds the user signed in at the
+	// console, reaches their registry under HKEY_USERS and their folders, enrols as a second
+	// device (the user's address read from OneDrive's account) and switches the workstation over
+	// again.
+	unpackAgent(t, c, base, pfx.Path(`C:\Program Files\FerryService`))
+	if out, err := pfx.Command(ctx, `C:\Program Files\FerryService\ferry-agent.exe`, "install", "--data", `C:\ProgramData\FerryService`).CombinedOutput(); err != nil {
+		t.Fatalf("install: %v\n%s", err, out)
+	}
+	var svcDev api.DeviceView
+	waitFor(t, 150*time.Second, "the service to finish its tasks", func() bool {
+		var ds []api.DeviceView
+		must(c.Do(ctx, "GET", "/api/v1/projects/acme/devices", nil, &ds))
+		for _, d := range ds {
+			if d.ID != dev.ID && len(d.Tasks) == len(model.AgentTasks) {
+				svcDev = d
+				for _, task := range d.Tasks {
+					if task.Status == model.TaskWaiting || task.Status == model.TaskRunning {
+						return false
+					}
+				}
+				return true
+			}
+		}
+		return false
+	})
+	if out, err := pfx.Command(ctx, `C:\Program Files\FerryService\ferry-agent.exe`, "uninstall").CombinedOutput(); err != nil {
+		t.Errorf("uninstall: %v\n%s", err, out)
+	}
+	pfx.Wait(t)
+	for _, task := range svcDev.Tasks {
+		if task.Status != model.TaskComplete {
+			t.Errorf("service %s: %s %s", task.Task, task.Status, task.Detail)
+		}
+	}
+	if svcDev.UserEmail != "ann@contoso.com" || !strings.HasSuffix(strings.ToLower(svcDev.UserName), strings.ToLower(pfx.User())) {
+		t.Errorf("the service's device report: user %q, email %q", svcDev.UserName, svcDev.UserEmail)
+	}
+	hkcu = pfx.Registry(t, "user.reg")
+	if got := val(hkcu, outlookKey, "DefaultProfile"); got != "ann@fabrikam.com" {
+		t.Errorf("after the service: DefaultProfile = %s", got)
+	}
+}
+
+// unpackAgent downloads a Windows agent package and unpacks it into dir.
+func unpackAgent(t *testing.T, c *client.Client, base, dir string) string {
+	t.Helper()
+	resp, err := c.HTTP.Do(authed(t, c, "POST", base+"/api/v1/projects/acme/agent/package", `{"os":"windows"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zipData, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("agent package: %d %s", resp.StatusCode, zipData)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(zipData), int64(len(zipData)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(dir, 0o755)
+	for _, f := range zr.File {
+		rc, _ := f.Open()
+		data, _ := io.ReadAll(rc)
+		rc.Close()
+		if err := os.WriteFile(filepath.Join(dir, f.Name), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 // authed is a request with the client's API token.

@@ -216,24 +216,13 @@ func TestReleasedTasksRun(t *testing.T) {
 	var asked []string
 	runN := func(n int) {
 		t.Helper()
-		c, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		a := &agent.Agent{Config: r.cfg, Dir: dir, Facts: laptop, Poll: time.Minute, Backoff: time.Second, MaxBackoff: time.Second,
-			Sleep: func(ctx context.Context, d time.Duration) error { return ctx.Err() },
-			OnReport: func(k int) {
-				if k >= n {
-					cancel()
-				}
-			},
+		reports(t, &agent.Agent{Config: r.cfg, Dir: dir,
 			Tasks:     map[string]agent.Task{"outlook": outlook, "onedrive": onedrive},
 			RunScript: func(_ context.Context, script string) (string, error) { return "ran " + script, nil },
 			AskUser: func(_ context.Context, p agent.Prompt) error {
 				asked = append(asked, p.CompanyName+": "+p.Text)
 				return nil
-			}}
-		if err := a.Run(c); err != nil && !errors.Is(err, context.Canceled) {
-			t.Fatal(err)
-		}
+			}}, n)
 	}
 	if err := r.stack.Admin.Do(ctx, "PUT", "/api/v1/projects/acme/agent/settings", model.AgentSettings{Tasks: []string{"outlook", "onedrive", "teams"},
 		CompanyName: "Fabrikam", PromptText: "Save your work: Outlook restarts in 5 minutes.", PreScript: "Stop-Process -Name outlook"}, nil); err != nil {
@@ -355,19 +344,7 @@ func TestCutoverAnnounced(t *testing.T) {
 	var told []string
 	runN := func(n int) {
 		t.Helper()
-		c, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		a := &agent.Agent{Config: r.cfg, Dir: dir, Facts: laptop, Poll: time.Minute, Backoff: time.Second, MaxBackoff: time.Second,
-			Sleep: func(ctx context.Context, d time.Duration) error { return ctx.Err() },
-			OnReport: func(k int) {
-				if k >= n {
-					cancel()
-				}
-			},
-			Announce: func(text string) { told = append(told, text) }}
-		if err := a.Run(c); err != nil && !errors.Is(err, context.Canceled) {
-			t.Fatal(err)
-		}
+		reports(t, &agent.Agent{Config: r.cfg, Dir: dir, Announce: func(text string) { told = append(told, text) }}, n)
 	}
 	for i, at := range []time.Time{time.Date(2031, 3, 7, 21, 30, 0, 0, time.UTC), time.Date(2031, 3, 8, 6, 0, 0, 0, time.UTC)} {
 		if err := r.stack.Admin.Do(ctx, "PUT", "/api/v1/items/"+page.Items[0].ID+"/cutover", map[string]any{"at": at}, nil); err != nil {
@@ -383,5 +360,22 @@ func TestCutoverAnnounced(t *testing.T) {
 	var logs []model.DeviceLog
 	if err := r.stack.Admin.Do(ctx, "GET", "/api/v1/devices/"+ds[0].ID+"/logs", nil, &logs); err != nil || len(logs) != 2 || !strings.HasPrefix(logs[0].Line, "cutover scheduled for ") {
 		t.Fatalf("logs: %v %v", logs, err)
+	}
+}
+
+// reports runs an agent, reporting as laptop without sleeping, until it has made n reports.
+func reports(t *testing.T, a *agent.Agent, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a.Facts, a.Poll, a.Backoff, a.MaxBackoff = laptop, time.Minute, time.Second, time.Second
+	a.Sleep = func(ctx context.Context, d time.Duration) error { return ctx.Err() }
+	a.OnReport = func(k int) {
+		if k >= n {
+			cancel()
+		}
+	}
+	if err := a.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
 	}
 }

@@ -73,13 +73,15 @@ func BenchmarkCopyVsMbsync(b *testing.B) {
 	b.StopTimer()
 	fullCPU := ferryCPU
 	time.Sleep(time.Second)
-	ferryServers := src.CPU() - srcCPU + ferryDst.CPU() - dstCPU
+	ferrySrc, ferryDstCPU := src.CPU()-srcCPU, ferryDst.CPU()-dstCPU
+	ferryServers := ferrySrc + ferryDstCPU
 	ferryDelta, deltaRSS := runFerry()
 
 	srcCPU, dstCPU = src.CPU(), mbsyncDst.CPU()
 	mbFull, mbCPU := runMbsync(b, mbsync, src, mbsyncDst)
 	time.Sleep(time.Second)
-	mbServers := src.CPU() - srcCPU + mbsyncDst.CPU() - dstCPU
+	mbSrc, mbDst := src.CPU()-srcCPU, mbsyncDst.CPU()-dstCPU
+	mbServers := mbSrc + mbDst
 
 	// Verify Ferry's copy: every message byte-identical, with flags, keywords and internal date.
 	want, got := mailboxState(b, src), mailboxState(b, ferryDst)
@@ -108,6 +110,11 @@ func BenchmarkCopyVsMbsync(b *testing.B) {
 	b.ReportMetric(mbCPU.Seconds(), "mbsync-cpu-s")
 	b.ReportMetric(ferryServers.Seconds(), "dovecot-cpu-s-under-ferry")
 	b.ReportMetric(mbServers.Seconds(), "dovecot-cpu-s-under-mbsync")
+	// Each server's share, to tell which side a difference comes from.
+	b.ReportMetric(ferrySrc.Seconds(), "src-dovecot-cpu-s-under-ferry")
+	b.ReportMetric(ferryDstCPU.Seconds(), "dst-dovecot-cpu-s-under-ferry")
+	b.ReportMetric(mbSrc.Seconds(), "src-dovecot-cpu-s-under-mbsync")
+	b.ReportMetric(mbDst.Seconds(), "dst-dovecot-cpu-s-under-mbsync")
 	b.ReportMetric(100*float64(identical)/float64(len(want)), "ferry-identical-%")
 	b.ReportMetric(100*float64(mbIdentical)/float64(len(want)), "mbsync-identical-%")
 	b.Logf("%d messages in %d folders; ferry %s (delta %s, peak RSS %d MB), mbsync %s, ratio %.2f; identical: ferry %d/%d, mbsync %d/%d",

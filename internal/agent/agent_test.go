@@ -35,15 +35,8 @@ func newRig(t *testing.T) *rig {
 	s := server.Start(t, storetest.SQLite(t), nil)
 	ts := httptest.NewTLSServer(s.API.Handler())
 	t.Cleanup(ts.Close)
+	s.Project(t, "acme")
 	ctx := context.Background()
-	for _, ep := range []string{"src", "dst"} {
-		if err := s.Admin.Do(ctx, "POST", "/api/v1/endpoints", map[string]any{"name": ep, "kind": "memory", "settings": map[string]any{"host": ep}}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Admin.Do(ctx, "POST", "/api/v1/projects", map[string]any{"name": "acme", "workload": "mailbox", "source": "src", "target": "dst"}, nil); err != nil {
-		t.Fatal(err)
-	}
 	var tok api.AgentTokenResponse
 	if err := s.Admin.Do(ctx, "POST", "/api/v1/projects/acme/agent/tokens", map[string]string{"name": "wave-1"}, &tok); err != nil {
 		t.Fatal(err)

@@ -44,15 +44,7 @@ func agentCall(t *testing.T, base, path, credential string, body any) (int, map[
 func withProject(t *testing.T, db storetest.DB) *server.Stack {
 	t.Helper()
 	s := server.Start(t, db, nil)
-	ctx := context.Background()
-	for _, ep := range []string{"src", "dst"} {
-		if err := s.Admin.Do(ctx, "POST", "/api/v1/endpoints", map[string]any{"name": ep, "kind": "memory", "settings": map[string]any{"host": ep}}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Admin.Do(ctx, "POST", "/api/v1/projects", map[string]any{"name": "acme", "workload": "mailbox", "source": "src", "target": "dst"}, nil); err != nil {
-		t.Fatal(err)
-	}
+	s.Project(t, "acme")
 	return s
 }
 

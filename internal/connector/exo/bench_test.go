@@ -123,21 +123,11 @@ func benchCopy(b *testing.B, mailboxes, items int, scale float64) float64 {
 		return 0
 	}
 	// The limits go on once the source is seeded, in the emulator and in the client alike.
-	sim.SetLimits(limits)
-	old := exo.Limits
-	exo.Limits = limits
-	defer func() { exo.Limits = old }()
-	st := storetest.SQLite(b).Open(b)
-	defer st.Close()
-	wg0, _ := st.CreateWorkgroup(ctx, "w", true)
-	e, _ := st.CreateEndpoint(ctx, model.Endpoint{WorkgroupID: wg0.ID, Name: "e", Kind: model.KindM365})
-	prj, _ := st.CreateProject(ctx, model.Project{WorkgroupID: wg0.ID, Name: "p", Workload: model.WorkloadMailbox, SourceID: e.ID, TargetID: e.ID, CreatedBy: "b"})
 	var in []store.ItemInput
 	for u := 0; u < mailboxes; u++ {
 		in = append(in, store.ItemInput{SourceEmail: fmt.Sprintf("user%02d@contoso.com", u), TargetEmail: fmt.Sprintf("user%02d@fabrikam.com", u)})
 	}
-	st.ImportItems(ctx, prj.ID, "b", in)
-	all, _, _ := st.Items(ctx, prj.ID, store.ItemFilter{})
+	st, all := benchStore(b, sim, limits, in)
 	w.total.Store(0)
 	b.ResetTimer()
 	start := time.Now()
@@ -232,17 +222,7 @@ func BenchmarkIMAPToExchange(b *testing.B) {
 		msg := append([]byte(fmt.Sprintf("Message-ID: <bulk%d@ferry.test>\r\nFrom: a@contoso.com\r\nSubject: bulk %d\r\n\r\n", i, i)), text...)
 		dovecot.Append(b, ac, "INBOX", msg, time.Date(2024, 1, 1, 0, i, 0, 0, time.UTC), imap.FlagSeen)
 	}
-	sim.SetLimits(limits)
-	old := exo.Limits
-	exo.Limits = limits
-	defer func() { exo.Limits = old }()
-	st := storetest.SQLite(b).Open(b)
-	defer st.Close()
-	wg0, _ := st.CreateWorkgroup(ctx, "w", true)
-	e, _ := st.CreateEndpoint(ctx, model.Endpoint{WorkgroupID: wg0.ID, Name: "e", Kind: model.KindM365})
-	prj, _ := st.CreateProject(ctx, model.Project{WorkgroupID: wg0.ID, Name: "p", Workload: model.WorkloadMailbox, SourceID: e.ID, TargetID: e.ID, CreatedBy: "b"})
-	st.ImportItems(ctx, prj.ID, "b", []store.ItemInput{{SourceEmail: "alice@imap.test", TargetEmail: "user00@fabrikam.com"}})
-	all, _, _ := st.Items(ctx, prj.ID, store.ItemFilter{})
+	st, all := benchStore(b, sim, limits, []store.ItemInput{{SourceEmail: "alice@imap.test", TargetEmail: "user00@fabrikam.com"}})
 	src, err := ferryimap.Connector{}.OpenSource(ctx, imapSideB(d, "alice"))
 	if err != nil {
 		b.Fatal(err)
@@ -269,6 +249,24 @@ func BenchmarkIMAPToExchange(b *testing.B) {
 	conc, reqs, byts := sim.Rejected()
 	b.Logf("%d messages in %s: %.0f bytes/s written, ceiling %.0f; %d of %d requests answered 429 (concurrency %d, requests %d, bytes %d)",
 		items, el.Round(time.Millisecond), rate, ceiling, u.c429.Load(), u.total.Load(), conc, reqs, byts)
+}
+
+// benchStore turns the limits on, in the emulator and in the client alike, until the benchmark
+// ends, and makes a store holding a project with the items.
+func benchStore(b *testing.B, sim *m365sim.Server, limits throttle.Limits, in []store.ItemInput) (*store.Store, []model.Item) {
+	b.Helper()
+	sim.SetLimits(limits)
+	old := exo.Limits
+	exo.Limits = limits
+	b.Cleanup(func() { exo.Limits = old })
+	st := storetest.SQLite(b).Open(b)
+	b.Cleanup(func() { st.Close() })
+	wg0, _ := st.CreateWorkgroup(ctx, "w", true)
+	e, _ := st.CreateEndpoint(ctx, model.Endpoint{WorkgroupID: wg0.ID, Name: "e", Kind: model.KindM365})
+	prj, _ := st.CreateProject(ctx, model.Project{WorkgroupID: wg0.ID, Name: "p", Workload: model.WorkloadMailbox, SourceID: e.ID, TargetID: e.ID, CreatedBy: "b"})
+	st.ImportItems(ctx, prj.ID, "b", in)
+	all, _, _ := st.Items(ctx, prj.ID, store.ItemFilter{})
+	return st, all
 }
 
 func imapSideB(d *dovecot.Server, user string) connector.Side {

@@ -81,3 +81,17 @@ func (s *Stack) TokenFor(t testing.TB, user, pw string) *client.Client {
 	}
 	return client.New(s.Srv.URL, out.Token)
 }
+
+// Project creates the project name between two test-connector endpoints, src and dst.
+func (s *Stack) Project(t testing.TB, name string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, ep := range []string{"src", "dst"} {
+		if err := s.Admin.Do(ctx, "POST", "/api/v1/endpoints", map[string]any{"name": ep, "kind": "memory", "settings": map[string]any{"host": ep}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Admin.Do(ctx, "POST", "/api/v1/projects", map[string]any{"name": name, "workload": "mailbox", "source": "src", "target": "dst"}, nil); err != nil {
+		t.Fatal(err)
+	}
+}

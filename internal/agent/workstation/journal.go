@@ -190,7 +190,7 @@ func (h *Host) Rollback(_ context.Context, backup string) (string, error) {
 	}
 	var errs []error
 	for i := len(j.Entries) - 1; i >= 0; i-- {
-		e := j.Entries[i]
+		e, err := j.Entries[i], error(nil)
 		switch e.Op {
 		case "value":
 			if e.Before == nil {

@@ -23,11 +23,12 @@ import (
 )
 
 // session is the user whose workstation the agent switches over: the agent's own user in user
-// mode, or, for the service, whoever is signed in at the console.
+// mode, or, for the service, whoever is signed in at the console. It holds no handle: the
+// service asks for the user's token each time it needs one.
 type session struct {
 	id      uint32
-	token   windows.Token // 0 in user mode
-	sid     string        // "" in user mode: HKCU is the agent's own
+	service bool
+	sid     string // "" in user mode: HKCU is the agent's own
 	name    string
 	profile string
 }
@@ -41,38 +42,40 @@ func currentSession(service bool) (*session, error) {
 		home, _ := os.UserHomeDir()
 		return &session{id: id, name: os.Getenv("USERNAME"), profile: home}, nil
 	}
-	id := windows.WTSGetActiveConsoleSessionId()
-	var tok windows.Token
-	if id == 0xFFFFFFFF || windows.WTSQueryUserToken(id, &tok) != nil {
-		return nil, errors.New("no user is signed in at the console")
+	s := &session{id: windows.WTSGetActiveConsoleSessionId(), service: true}
+	tok, err := s.token()
+	if err != nil {
+		return nil, err
 	}
+	defer tok.Close()
 	u, err := tok.GetTokenUser()
 	if err != nil {
-		tok.Close()
+		return nil, err
+	}
+	if s.profile, err = tok.GetUserProfileDirectory(); err != nil {
 		return nil, err
 	}
 	name, domain, _, _ := u.User.Sid.LookupAccount("")
-	profile, err := tok.GetUserProfileDirectory()
-	if err != nil {
-		tok.Close()
-		return nil, err
-	}
 	if domain != "" {
 		name = domain + `\` + name
 	}
-	return &session{id: id, token: tok, sid: u.User.Sid.String(), name: name, profile: profile}, nil
+	s.sid, s.name = u.User.Sid.String(), name
+	return s, nil
 }
 
-func (s *session) close() {
-	if s.token != 0 {
-		s.token.Close()
+// token is the signed-in user's token, which the caller closes.
+func (s *session) token() (windows.Token, error) {
+	var tok windows.Token
+	if s.id == 0xFFFFFFFF || windows.WTSQueryUserToken(s.id, &tok) != nil {
+		return 0, errors.New("no user is signed in at the console")
 	}
+	return tok, nil
 }
 
 // host is the workstation of a session, as the tasks see it.
 func (s *session) host() *workstation.Host {
 	appData, local := os.Getenv("APPDATA"), os.Getenv("LOCALAPPDATA")
-	if s.token != 0 || appData == "" {
+	if s.service || appData == "" {
 		appData, local = filepath.Join(s.profile, "AppData", "Roaming"), filepath.Join(s.profile, "AppData", "Local")
 	}
 	programFiles := os.Getenv("ProgramFiles")
@@ -92,7 +95,6 @@ func platform(a *agent.Agent, service bool, email string) {
 		if err != nil {
 			return nil, err
 		}
-		defer s.close()
 		return workstation.Tasks(s.host()), nil
 	}
 	a.Facts = func() model.DeviceFacts {
@@ -102,7 +104,6 @@ func platform(a *agent.Agent, service bool, email string) {
 		if err != nil {
 			return f // nobody signed in: no user, so nothing is released
 		}
-		defer s.close()
 		h := s.host()
 		f.UserName, f.Software, f.UserEmail = s.name, workstation.Software(h), email
 		if f.UserEmail == "" && !service {
@@ -117,7 +118,6 @@ func platform(a *agent.Agent, service bool, email string) {
 	a.Announce = func(text string) {
 		if s, err := currentSession(service); err == nil {
 			s.notify("Your workstation is moving to the new tenant", text)
-			s.close()
 		}
 	}
 }
@@ -205,7 +205,7 @@ func (p procs) StartAsUser(path string, args ...string) error {
 
 // start runs a program as the session's user, on the user's desktop; in user mode as the agent.
 func (s *session) start(path string, args ...string) (windows.Handle, error) {
-	if s.token == 0 {
+	if !s.service {
 		cmd := exec.Command(path, args...)
 		if err := cmd.Start(); err != nil {
 			return 0, err
@@ -218,15 +218,20 @@ func (s *session) start(path string, args ...string) (windows.Handle, error) {
 	for _, a := range args {
 		line += " " + syscall.EscapeArg(a)
 	}
+	tok, err := s.token()
+	if err != nil {
+		return 0, err
+	}
+	defer tok.Close()
 	var env *uint16
-	if err := windows.CreateEnvironmentBlock(&env, s.token, false); err != nil {
+	if err := windows.CreateEnvironmentBlock(&env, tok, false); err != nil {
 		return 0, err
 	}
 	defer windows.DestroyEnvironmentBlock(env)
 	si := windows.StartupInfo{Desktop: windows.StringToUTF16Ptr(`winsta0\default`)}
 	si.Cb = uint32(unsafe.Sizeof(si))
 	var pi windows.ProcessInformation
-	err := windows.CreateProcessAsUser(s.token, nil, windows.StringToUTF16Ptr(line), nil, nil, false,
+	err = windows.CreateProcessAsUser(tok, nil, windows.StringToUTF16Ptr(line), nil, nil, false,
 		windows.CREATE_UNICODE_ENVIRONMENT, env, windows.StringToUTF16Ptr(s.profile), &si, &pi)
 	if err != nil {
 		return 0, fmt.Errorf("starting %s as the signed-in user: %w", path, err)
@@ -244,7 +249,7 @@ var (
 // API when the agent is a service, or in a message box of its own otherwise.
 func (s *session) notify(title, text string) {
 	t, m := windows.StringToUTF16(title), windows.StringToUTF16(text)
-	if s.token != 0 {
+	if s.service {
 		var resp uint32
 		wtsSendMessageW.Call(0, uintptr(s.id), uintptr(unsafe.Pointer(&t[0])), uintptr(2*len(t)), uintptr(unsafe.Pointer(&m[0])), uintptr(2*len(m)),
 			uintptr(windows.MB_OK|windows.MB_ICONINFORMATION|windows.MB_SETFOREGROUND), 0, uintptr(unsafe.Pointer(&resp)), 0)
@@ -262,7 +267,6 @@ func ask(ctx context.Context, dir string, p agent.Prompt, service bool) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
 	page := filepath.Join(dir, "prompt.hta")
 	if err := os.WriteFile(page, []byte(promptPage(p)), 0o644); err != nil {
 		return err

@@ -113,11 +113,6 @@ func TestAgentUnderWine(t *testing.T) {
 		}
 	}
 	must(c.Login(ctx, "admin", adminPW))
-	var tok struct {
-		Token string `json:"token"`
-	}
-	must(c.Do(ctx, "POST", "/api/v1/tokens", map[string]string{"name": "wine test"}, &tok))
-	c.Token = tok.Token
 	src := memory.NewServer("wine-src", "")
 	src.Add("ann@contoso.com", "INBOX", []byte("Subject: hello\r\nMessage-ID: <1@contoso.com>\r\n\r\nbody\r\n"))
 	memory.NewServer("wine-dst", "")
@@ -142,7 +137,7 @@ func TestAgentUnderWine(t *testing.T) {
 	must(c.Do(ctx, "PUT", "/api/v1/items/"+item.ID+"/cutover", map[string]any{"at": time.Now().Add(-time.Minute)}, nil))
 
 	// The agent package, unpacked on the workstation's C:.
-	install := unpackAgent(t, c, base, pfx.Path(`C:\Program Files\Ferry`))
+	install := unpackAgent(t, c, pfx.Path(`C:\Program Files\Ferry`))
 
 	// The workstation: registry and files as the source tenant left them.
 	pfx.Import(t, wineSeed())
@@ -170,6 +165,9 @@ func TestAgentUnderWine(t *testing.T) {
 	exeData, err := os.ReadFile(filepath.Join(install, "ferry-agent.exe"))
 	must(err)
 	must(os.WriteFile(filepath.Join(office, "OUTLOOK.EXE"), exeData, 0o755))
+	// And a "OneDrive.exe" for the OneDrive task to start again in the user's session: the agent
+	// again, which exits at once on the argument it does not know.
+	must(os.WriteFile(filepath.Join(home, "AppData", "Local", "Microsoft", "OneDrive", "OneDrive.exe"), exeData, 0o755))
 	must(os.WriteFile(filepath.Join(office, "agent.json"), []byte(`{"server_url":"http://127.0.0.1:1","company_key":"x","token":"x"}`), 0o644))
 	outlookCtx, stopOutlook := context.WithTimeout(ctx, 3*time.Minute)
 	defer stopOutlook()
@@ -185,21 +183,10 @@ func TestAgentUnderWine(t *testing.T) {
 	agentCmd := pfx.Command(runCtx, `C:\Program Files\Ferry\ferry-agent.exe`, "run", "--user-email", "ann@contoso.com", "--data", `C:\ProgramData\FerryAgent`)
 	agentCmd.Stdout, agentCmd.Stderr = &out, &out
 	must(agentCmd.Start())
-	var dev api.DeviceView
-	waitFor(t, 150*time.Second, "the agent to finish its tasks", func() bool {
-		var ds []api.DeviceView
-		must(c.Do(ctx, "GET", "/api/v1/projects/acme/devices", nil, &ds))
-		if len(ds) != 1 || len(ds[0].Tasks) != len(model.AgentTasks) {
-			return false
-		}
-		dev = ds[0]
-		for _, task := range dev.Tasks {
-			if task.Status == model.TaskWaiting || task.Status == model.TaskRunning {
-				return false
-			}
-		}
-		return true
-	})
+	dev, devices := waitTasksDone(t, c, "the agent to finish its tasks", "")
+	if devices != 1 {
+		t.Fatalf("%d devices enrolled, want 1", devices)
+	}
 	agentCmd.Process.Kill()
 	agentCmd.Wait()
 	pfx.Wait(t)
@@ -210,6 +197,9 @@ func TestAgentUnderWine(t *testing.T) {
 		}
 		if task.Task == "outlook" && !strings.HasPrefix(task.Detail, "Outlook closed by the agent after 5s (OUTLOOK.EXE)") {
 			t.Errorf("outlook: %s, want Outlook closed by the agent", task.Detail)
+		}
+		if task.Task == "onedrive" && !strings.HasSuffix(task.Detail, "; OneDrive restarted") {
+			t.Errorf("onedrive: %s, want OneDrive restarted", task.Detail)
 		}
 	}
 	select {
@@ -322,27 +312,11 @@ func TestAgentUnderWine(t *testing.T) {
 	// console, reaches their registry under HKEY_USERS and their folders, enrols as a second
 	// device (the user's address read from OneDrive's account) and switches the workstation over
 	// again.
-	unpackAgent(t, c, base, pfx.Path(`C:\Program Files\FerryService`))
+	unpackAgent(t, c, pfx.Path(`C:\Program Files\FerryService`))
 	if out, err := pfx.Command(ctx, `C:\Program Files\FerryService\ferry-agent.exe`, "install", "--data", `C:\ProgramData\FerryService`).CombinedOutput(); err != nil {
 		t.Fatalf("install: %v\n%s", err, out)
 	}
-	var svcDev api.DeviceView
-	waitFor(t, 150*time.Second, "the service to finish its tasks", func() bool {
-		var ds []api.DeviceView
-		must(c.Do(ctx, "GET", "/api/v1/projects/acme/devices", nil, &ds))
-		for _, d := range ds {
-			if d.ID != dev.ID && len(d.Tasks) == len(model.AgentTasks) {
-				svcDev = d
-				for _, task := range d.Tasks {
-					if task.Status == model.TaskWaiting || task.Status == model.TaskRunning {
-						return false
-					}
-				}
-				return true
-			}
-		}
-		return false
-	})
+	svcDev, _ := waitTasksDone(t, c, "the service to finish its tasks", dev.ID)
 	if out, err := pfx.Command(ctx, `C:\Program Files\FerryService\ferry-agent.exe`, "uninstall").CombinedOutput(); err != nil {
 		t.Errorf("uninstall: %v\n%s", err, out)
 	}
@@ -350,6 +324,10 @@ func TestAgentUnderWine(t *testing.T) {
 	for _, task := range svcDev.Tasks {
 		if task.Status != model.TaskComplete {
 			t.Errorf("service %s: %s %s", task.Task, task.Status, task.Detail)
+		}
+		// Started as the signed-in user, from the service, with a token of their own.
+		if task.Task == "onedrive" && !strings.HasSuffix(task.Detail, "; OneDrive restarted") {
+			t.Errorf("service onedrive: %s, want OneDrive restarted", task.Detail)
 		}
 	}
 	if svcDev.UserEmail != "ann@contoso.com" || !strings.HasSuffix(strings.ToLower(svcDev.UserName), strings.ToLower(pfx.User())) {
@@ -362,18 +340,13 @@ func TestAgentUnderWine(t *testing.T) {
 }
 
 // unpackAgent downloads a Windows agent package and unpacks it into dir.
-func unpackAgent(t *testing.T, c *client.Client, base, dir string) string {
+func unpackAgent(t *testing.T, c *client.Client, dir string) string {
 	t.Helper()
-	resp, err := c.HTTP.Do(authed(t, c, "POST", base+"/api/v1/projects/acme/agent/package", `{"os":"windows"}`))
-	if err != nil {
-		t.Fatal(err)
+	var zipData bytes.Buffer
+	if err := c.Do(context.Background(), "POST", "/api/v1/projects/acme/agent/package", map[string]string{"os": "windows"}, &zipData); err != nil {
+		t.Fatalf("agent package: %v", err)
 	}
-	zipData, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("agent package: %d %s", resp.StatusCode, zipData)
-	}
-	zr, err := zip.NewReader(bytes.NewReader(zipData), int64(len(zipData)))
+	zr, err := zip.NewReader(bytes.NewReader(zipData.Bytes()), int64(zipData.Len()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,16 +362,33 @@ func unpackAgent(t *testing.T, c *client.Client, base, dir string) string {
 	return dir
 }
 
-// authed is a request with the client's API token.
-func authed(t *testing.T, c *client.Client, method, url, body string) *http.Request {
+// waitTasksDone waits until a device of acme other than except has run all its tasks, and
+// returns it with the number of devices the project has.
+func waitTasksDone(t *testing.T, c *client.Client, what, except string) (api.DeviceView, int) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	req.Header.Set("Content-Type", "application/json")
-	return req
+	var dev api.DeviceView
+	var n int
+	waitFor(t, 150*time.Second, what, func() bool {
+		var ds []api.DeviceView
+		if err := c.Do(context.Background(), "GET", "/api/v1/projects/acme/devices", nil, &ds); err != nil {
+			t.Fatal(err)
+		}
+		n = len(ds)
+		for _, d := range ds {
+			if d.ID == except || len(d.Tasks) != len(model.AgentTasks) {
+				continue
+			}
+			dev = d
+			for _, task := range d.Tasks {
+				if task.Status == model.TaskWaiting || task.Status == model.TaskRunning {
+					return false
+				}
+			}
+			return true
+		}
+		return false
+	})
+	return dev, n
 }
 
 // waitFor polls cond until it holds or the deadline passes.

@@ -74,7 +74,7 @@ func (a *Agent) runTasks(ctx context.Context, st State, in model.AgentInstructio
 		if err := a.setTask(ctx, st, t.Task, model.TaskRunning, ""); err != nil {
 			return err
 		}
-		backup := filepath.Join(a.Dir, "backup", t.Task)
+		backup := a.backup(t.Task)
 		if err := os.MkdirAll(backup, 0o700); err != nil {
 			return err
 		}
@@ -97,6 +97,9 @@ func (a *Agent) runTasks(ctx context.Context, st State, in model.AgentInstructio
 	}
 	return a.uploadLog(ctx, st, log)
 }
+
+// backup is a task's backup directory.
+func (a *Agent) backup(task string) string { return filepath.Join(a.Dir, "backup", task) }
 
 func (a *Agent) taskSet() (map[string]Task, error) {
 	if a.Workstation != nil {
@@ -158,7 +161,7 @@ func (a *Agent) Rollback(ctx context.Context, names ...string) ([]string, error)
 		if !ok || !slices.Contains(names, name) {
 			continue
 		}
-		backup := filepath.Join(a.Dir, "backup", name)
+		backup := a.backup(name)
 		if _, err := os.Stat(backup); errors.Is(err, os.ErrNotExist) {
 			out = append(out, name+": nothing to roll back")
 			continue

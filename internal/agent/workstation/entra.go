@@ -16,13 +16,9 @@ import (
 // entra removes the user's Entra registration with the source tenant: its WorkplaceJoin entries
 // and the token broker's accounts. A device joined to the source tenant leaves it with
 // dsregcmd /leave when the project allows it; that step cannot be rolled back.
-type entra struct{ h *Host }
+type entra struct{ base }
 
 const workplaceJoin = `HKCU\Software\Microsoft\Windows NT\CurrentVersion\WorkplaceJoin`
-
-func (e entra) Rollback(ctx context.Context, backup string) (string, error) {
-	return e.h.Rollback(ctx, backup)
-}
 
 func (e entra) Run(ctx context.Context, job agent.Job) (string, error) {
 	h, t := e.h, job.Target

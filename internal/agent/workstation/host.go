@@ -42,12 +42,19 @@ type Processes interface {
 // Tasks are the agent's tasks for a host, by name.
 func Tasks(h *Host) map[string]agent.Task {
 	return map[string]agent.Task{
-		"outlook":  outlook{h},
-		"onedrive": oneDrive{h},
-		"teams":    teams{h},
-		"office":   office{h},
-		"entra":    entra{h},
+		"outlook":  outlook{base{h}},
+		"onedrive": oneDrive{base{h}},
+		"teams":    teams{base{h}},
+		"office":   office{base{h}},
+		"entra":    entra{base{h}},
 	}
+}
+
+// base is what every task shares: its host, and the rollback from its journal.
+type base struct{ h *Host }
+
+func (b base) Rollback(ctx context.Context, backup string) (string, error) {
+	return b.h.Rollback(ctx, backup)
 }
 
 // closeApps asks the user to close the running applications among images, waits up to the

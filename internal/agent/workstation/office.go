@@ -13,14 +13,10 @@ import (
 // office clears the Office activation of the source account: the licence files and the
 // Licensing and Identity keys. Office then asks the user to sign in, and activates with the
 // target tenant's licence.
-type office struct{ h *Host }
+type office struct{ base }
 
 // officeApps hold the licence files open while they run.
 var officeApps = []string{"WINWORD.EXE", "EXCEL.EXE", "POWERPNT.EXE", "OUTLOOK.EXE", "ONENOTE.EXE", "MSACCESS.EXE", "MSPUB.EXE", "VISIO.EXE", "WINPROJ.EXE"}
-
-func (o office) Rollback(ctx context.Context, backup string) (string, error) {
-	return o.h.Rollback(ctx, backup)
-}
 
 func (o office) Run(ctx context.Context, job agent.Job) (string, error) {
 	h := o.h

@@ -16,17 +16,13 @@ import (
 // (OneAuth, IdentityCache) and sets the machine policies that sign OneDrive in to the target
 // tenant silently and move the known folders there (SilentAccountConfig, KFMSilentOptIn). The
 // files already synced stay where they are; OneDrive syncs the target's into a new folder.
-type oneDrive struct{ h *Host }
+type oneDrive struct{ base }
 
 const (
 	oneDriveAccounts = `HKCU\Software\Microsoft\OneDrive\Accounts`
 	oneDrivePolicies = `HKLM\SOFTWARE\Policies\Microsoft\OneDrive`
 	syncProviders    = `HKCU\Software\SyncEngines\Providers\OneDrive`
 )
-
-func (o oneDrive) Rollback(ctx context.Context, backup string) (string, error) {
-	return o.h.Rollback(ctx, backup)
-}
 
 func (o oneDrive) Run(ctx context.Context, job agent.Job) (string, error) {
 	h, t := o.h, job.Target

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +17,7 @@ import (
 // itself through ZeroConfigExchange and autodiscover at its next start. The old profile is kept
 // under a new name; the default signatures carry over, and the old profile's PST files can be
 // attached to the new one through an Outlook profile file (PRF) Outlook imports at that start.
-type outlook struct{ h *Host }
+type outlook struct{ base }
 
 // outlookVersions are the Office versions whose Outlook keeps profiles under Office\<v>\Outlook:
 // 16.0 (2016, 2019, 2021, 2024 and Microsoft 365) and 15.0 (2013).
@@ -24,10 +25,6 @@ var outlookVersions = []string{"16.0", "15.0"}
 
 // keptSuffix names the old profile once the new one is the default.
 const keptSuffix = " (before migration)"
-
-func (o outlook) Rollback(ctx context.Context, backup string) (string, error) {
-	return o.h.Rollback(ctx, backup)
-}
 
 func (o outlook) Run(ctx context.Context, job agent.Job) (string, error) {
 	h, name := o.h, job.Target.OutlookProfile
@@ -233,10 +230,19 @@ func copyTree(src, dst string) error {
 		if d.IsDir() {
 			return os.MkdirAll(out, 0o755)
 		}
-		data, err := os.ReadFile(p)
+		in, err := os.Open(p)
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(out, data, 0o644)
+		defer in.Close()
+		w, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(w, in); err != nil {
+			w.Close()
+			return err
+		}
+		return w.Close()
 	})
 }

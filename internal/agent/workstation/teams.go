@@ -14,14 +14,10 @@ import (
 // teams clears the caches of classic Teams and of new Teams, so that both sign in afresh to the
 // target tenant. Caches are deleted, not kept: Teams rebuilds them. Classic Teams' settings file,
 // which names the signed-in tenant, is kept in the backup.
-type teams struct{ h *Host }
+type teams struct{ base }
 
 // classicTeamsCaches are the folders in %APPDATA%\Microsoft\Teams that hold the signed-in state.
 var classicTeamsCaches = []string{"Application Cache", "blob_storage", "Cache", "Code Cache", "databases", "GPUCache", "IndexedDB", "Local Storage", "Service Worker", "Session Storage", "tmp", "Cookies", "Cookies-journal", "storage.json"}
-
-func (t teams) Rollback(ctx context.Context, backup string) (string, error) {
-	return t.h.Rollback(ctx, backup)
-}
 
 func (t teams) Run(ctx context.Context, job agent.Job) (string, error) {
 	h := t.h

@@ -68,13 +68,7 @@ func Start(t testing.TB) *Prefix {
 	p := &Prefix{Dir: filepath.Join(dir, "prefix"), wine: bin}
 	p.env = append(os.Environ(), "WINEPREFIX="+p.Dir, "WINEDEBUG=-all", "WINEDLLOVERRIDES=bcryptprimitives=n;mscoree,mshtml=", "DISPLAY=")
 	t.Cleanup(func() {
-		server := filepath.Join(filepath.Dir(bin), "wineserver")
-		if _, err := os.Stat(server); err != nil {
-			server = "wineserver"
-		}
-		k := exec.Command(server, "-k")
-		k.Env = p.env
-		k.Run()
+		p.server("-k").Run()
 		os.RemoveAll(dir)
 	})
 	src, def, dll := filepath.Join(dir, "shim.c"), filepath.Join(dir, "shim.def"), filepath.Join(dir, "bcryptprimitives.dll")
@@ -109,15 +103,20 @@ func (p *Prefix) Command(ctx context.Context, exe string, args ...string) *exec.
 // back to user.reg and system.reg.
 func (p *Prefix) Wait(t testing.TB) {
 	t.Helper()
+	if out, err := p.server("-w").CombinedOutput(); err != nil {
+		t.Fatalf("wineserver -w: %v\n%s", err, out)
+	}
+}
+
+// server is a wineserver command for the prefix: the one beside wine64, else the one on PATH.
+func (p *Prefix) server(arg string) *exec.Cmd {
 	server := filepath.Join(filepath.Dir(p.wine), "wineserver")
 	if _, err := os.Stat(server); err != nil {
 		server = "wineserver"
 	}
-	w := exec.Command(server, "-w")
-	w.Env = p.env
-	if out, err := w.CombinedOutput(); err != nil {
-		t.Fatalf("wineserver -w: %v\n%s", err, out)
-	}
+	cmd := exec.Command(server, arg)
+	cmd.Env = p.env
+	return cmd
 }
 
 // Path turns a Windows path on C: into the host's path of it.

@@ -20,7 +20,6 @@ type Server struct {
 	mu            sync.Mutex
 	base          string
 	tenants       map[string]*Tenant // by id and by every domain
-	tokens        map[string]token
 	limits        throttle.Limits
 	spLimits      throttle.Limits // per app per tenant, for drives
 	windows       map[throttle.Key]*window
@@ -69,7 +68,7 @@ type User struct {
 
 // New returns an empty emulator enforcing Microsoft's Outlook limits per app per mailbox.
 func New() *Server {
-	s := &Server{tenants: map[string]*Tenant{}, tokens: map[string]token{}, limits: throttle.Outlook, spLimits: throttle.SharePointTenant(1000),
+	s := &Server{tenants: map[string]*Tenant{}, limits: throttle.Outlook, spLimits: throttle.SharePointTenant(1000),
 		windows: map[throttle.Key]*window{}, now: time.Now, mux: http.NewServeMux(), tokenLife: DefaultTokenLifetime}
 	s.mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.tokenEndpoint)
 	s.mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.openIDConfiguration)
@@ -185,22 +184,22 @@ func (s *Server) graph(permission string, h func(w http.ResponseWriter, r *http.
 		if s.inject(w) {
 			return
 		}
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		s.mu.Lock()
-		t, known := s.tokens[tok]
-		s.mu.Unlock()
+		bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		t, signed := parseToken(bearer)
+		c := caller{tenant: s.tenant(t.tenant)}
+		if c.tenant != nil {
+			s.mu.Lock()
+			c.app = c.tenant.Apps[t.app]
+			s.mu.Unlock()
+		}
 		switch {
-		case !ok || !known:
+		case !ok || !signed || c.app == nil:
 			graphError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token is empty or invalid.")
 			return
 		case s.now().After(t.expires):
 			graphError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
 			return
 		}
-		c := caller{tenant: s.tenant(t.tenant)}
-		s.mu.Lock()
-		c.app = c.tenant.Apps[t.app]
-		s.mu.Unlock()
 		if !grants(c.app.Permissions, permission) {
 			graphError(w, http.StatusForbidden, "Authorization_RequestDenied", "Insufficient privileges to complete the operation. The app lacks "+permission+".")
 			return

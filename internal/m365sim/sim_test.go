@@ -205,24 +205,29 @@ func TestUsersPagingSelectPermissionsAndThrottling(t *testing.T) {
 	}
 }
 
-func TestExpiredTokensAreRefused(t *testing.T) {
-	r := newRig(t)
-	r.sim.SetTokenLifetime(time.Millisecond)
+// signIn asks r's token endpoint for a token of app-secret.
+func (r *rig) signIn(t *testing.T) string {
+	t.Helper()
 	tok := r.srv.URL + "/contoso.onmicrosoft.com/oauth2/v2.0/token"
 	resp, err := r.srv.Client().PostForm(tok, url.Values{"grant_type": {"client_credentials"}, "client_id": {"app-secret"}, "client_secret": {"s3cret-value"},
 		"scope": {"https://graph.microsoft.com/.default"}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer resp.Body.Close()
 	var body struct {
 		AccessToken string `json:"access_token"`
 	}
 	json.NewDecoder(resp.Body).Decode(&body)
-	resp.Body.Close()
-	time.Sleep(5 * time.Millisecond)
+	return body.AccessToken
+}
+
+// users calls GET /v1.0/users on r with a bearer token and returns the status and error message.
+func (r *rig) users(t *testing.T, bearer string) (int, string) {
+	t.Helper()
 	req, _ := http.NewRequest("GET", r.srv.URL+"/v1.0/users", nil)
-	req.Header.Set("Authorization", "Bearer "+body.AccessToken)
-	resp, err = r.srv.Client().Do(req)
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	resp, err := r.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +236,45 @@ func TestExpiredTokensAreRefused(t *testing.T) {
 		Error struct{ Code, Message string } `json:"error"`
 	}
 	json.NewDecoder(resp.Body).Decode(&gerr)
-	if resp.StatusCode != 401 || !strings.Contains(gerr.Error.Message, "expired") {
-		t.Fatalf("expired token: %d %+v", resp.StatusCode, gerr)
+	return resp.StatusCode, gerr.Error.Message
+}
+
+func TestExpiredTokensAreRefused(t *testing.T) {
+	r := newRig(t)
+	r.sim.SetTokenLifetime(time.Millisecond)
+	tok := r.signIn(t)
+	time.Sleep(5 * time.Millisecond)
+	if status, msg := r.users(t, tok); status != 401 || !strings.Contains(msg, "expired") {
+		t.Fatalf("expired token: %d %q", status, msg)
+	}
+}
+
+// A token is good wherever its tenant and app exist, as Entra's signed tokens are: a client that
+// cached one from a closed test server whose port a new one was given must still be served.
+// Forged or altered tokens, and tokens of a tenant the emulator lacks, are refused.
+func TestTokensAreSignedNotRemembered(t *testing.T) {
+	a, b := newRig(t), newRig(t)
+	tok := a.signIn(t)
+	if status, msg := b.users(t, tok); status != 200 {
+		t.Fatalf("a token of the same tenant and app from another emulator: %d %q", status, msg)
+	}
+	empty := m365sim.New()
+	srv := httptest.NewTLSServer(empty)
+	t.Cleanup(srv.Close)
+	other := &rig{sim: empty, srv: srv}
+	body, mac, _ := strings.Cut(strings.TrimPrefix(tok, "sim."), ".")
+	for name, bad := range map[string]string{
+		"empty":            "",
+		"unsigned":         "sim." + body,
+		"altered":          "sim." + body + "A." + mac,
+		"another's mac":    "sim." + body + "." + strings.Repeat("A", len(mac)),
+		"not the emulator": "eyJ0eXAiOiJKV1QifQ.e30.sig",
+	} {
+		if status, msg := a.users(t, bad); status != 401 || msg != "Access token is empty or invalid." {
+			t.Errorf("%s token: %d %q", name, status, msg)
+		}
+	}
+	if status, msg := other.users(t, tok); status != 401 || msg != "Access token is empty or invalid." {
+		t.Errorf("a token of a tenant this emulator lacks: %d %q", status, msg)
 	}
 }

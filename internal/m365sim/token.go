@@ -5,17 +5,18 @@ package m365sim
 
 import (
 	"crypto"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -43,6 +44,44 @@ func (a *App) certificate() *x509.Certificate {
 type token struct {
 	tenant, app string
 	expires     time.Time
+}
+
+// Tokens are signed, not remembered, as Entra's are: a token stays good until it expires even for
+// another emulator in this process, such as a test server given the port of one closed before it,
+// whose URL and so whose cached credential a client shares.
+var tokenKey = func() []byte {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return b
+}()
+
+func (t token) String() string {
+	body := base64.RawURLEncoding.EncodeToString([]byte(t.tenant + "\x00" + t.app + "\x00" + strconv.FormatInt(t.expires.UnixNano(), 10)))
+	return "sim." + body + "." + tokenMAC(body)
+}
+
+func tokenMAC(body string) string {
+	m := hmac.New(sha256.New, tokenKey)
+	m.Write([]byte(body))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// parseToken checks a token's signature and reads it.
+func parseToken(s string) (token, bool) {
+	body, mac, ok := strings.Cut(strings.TrimPrefix(s, "sim."), ".")
+	if !ok || !strings.HasPrefix(s, "sim.") || !hmac.Equal([]byte(mac), []byte(tokenMAC(body))) {
+		return token{}, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(body)
+	parts := strings.Split(string(raw), "\x00")
+	if err != nil || len(parts) != 3 {
+		return token{}, false
+	}
+	ns, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil {
+		return token{}, false
+	}
+	return token{tenant: parts[0], app: parts[1], expires: time.Unix(0, ns)}, true
 }
 
 // DefaultTokenLifetime is how long issued access tokens last (Microsoft: 60-90 minutes).
@@ -96,13 +135,10 @@ func (s *Server) tokenEndpoint(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "AADSTS7000218: The request body must contain client_assertion or client_secret.")
 		return
 	}
-	var b [24]byte
-	rand.Read(b[:])
-	tok := "sim." + hex.EncodeToString(b[:])
 	s.mu.Lock()
 	life := s.tokenLife
-	s.tokens[tok] = token{tenant: tenant.ID, app: clientID, expires: s.now().Add(life)}
 	s.mu.Unlock()
+	tok := token{tenant: tenant.ID, app: clientID, expires: s.now().Add(life)}.String()
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{"token_type": "Bearer", "expires_in": int(life.Seconds()), "ext_expires_in": int(life.Seconds()), "access_token": tok})
 }

@@ -569,6 +569,11 @@ func (m *Mailbox) Put(ctx context.Context, dst connector.FolderRef, o connector.
 	// No retry here: the body can be read once. A dropped connection is Transient and the engine
 	// retries the whole object.
 	err := m.once(ctx, dst.ID, func(c *conn) error {
+		// Dovecot appends to the selected folder at half the cost of appending to another one,
+		// which it must open and close for every message.
+		if _, err := c.sel(dst.ID, false); err != nil {
+			return err
+		}
 		cmd := c.c.Append(dst.ID, o.Size, &imap.AppendOptions{Flags: imapFlags(o.Flags), Time: o.Date})
 		n, err := io.Copy(cmd, r)
 		if err != nil {

@@ -1,0 +1,133 @@
+package imap_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferry-migrate/ferry/internal/engine"
+	"github.com/ferry-migrate/ferry/internal/testenv/dovecot"
+)
+
+// commandLog forwards to a server and records, per connection, the client's command lines
+// (literals skipped).
+type commandLog struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	lines map[int][]string
+	wg    sync.WaitGroup
+}
+
+var literalAtEnd = regexp.MustCompile(`\{(\d+)\+?\}\r\n$`)
+
+func newCommandLog(t *testing.T, target string) *commandLog {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &commandLog{ln: ln, lines: map[int][]string{}}
+	t.Cleanup(func() { ln.Close(); l.wg.Wait() })
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		for n := 0; ; n++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			l.wg.Add(2)
+			go func() { defer l.wg.Done(); io.Copy(c, s); c.Close() }()
+			go func(n int) {
+				defer l.wg.Done()
+				defer s.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					l.mu.Lock()
+					l.lines[n] = append(l.lines[n], strings.TrimRight(line, "\r\n"))
+					l.mu.Unlock()
+					s.Write([]byte(line))
+					// A command goes on after each literal: copy the literal, then the rest of the line.
+					for m := literalAtEnd.FindStringSubmatch(line); m != nil; m = literalAtEnd.FindStringSubmatch(line) {
+						k, _ := strconv.ParseInt(m[1], 10, 64)
+						if _, err := io.CopyN(s, r, k); err != nil {
+							return
+						}
+						if line, err = r.ReadString('\n'); err != nil {
+							return
+						}
+						s.Write([]byte(line))
+					}
+				}
+			}(n)
+		}
+	}()
+	return l
+}
+
+var commandRE = regexp.MustCompile(`^\S+ (SELECT|EXAMINE|APPEND|UNSELECT|CLOSE) ?"?([^"\s]*)`)
+
+// Dovecot appends to the selected folder at half the cost of appending to another one, so every
+// APPEND should go to the folder its connection has selected, however folders share connections.
+func TestAppendsGoToTheSelectedFolder(t *testing.T) {
+	p := newPair(t)
+	sc := client(t, p.src)
+	const folders, per = 8, 6
+	for f := range folders {
+		create(t, sc, fmt.Sprintf("F%d", f))
+		for i := range per {
+			appendMsg(t, sc, fmt.Sprintf("F%d", f), []byte(fmt.Sprintf("Message-ID: <s%d.%d@x>\r\n\r\nbody %d\r\n", f, i, i)), time.Now())
+		}
+	}
+	log := newCommandLog(t, p.dst.Addr)
+	real := p.dst
+	p.dst = &dovecot.Server{Addr: log.ln.Addr().String()}
+	stats, _ := p.copyOnce(t, engine.CopyOptions{Connections: 4})
+	p.dst = real
+	if stats.Objects != folders*per {
+		t.Fatalf("copied %d messages, want %d", stats.Objects, folders*per)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	appends, elsewhere := 0, 0
+	for n, lines := range log.lines {
+		selected := ""
+		for _, line := range lines {
+			m := commandRE.FindStringSubmatch(line)
+			switch {
+			case m == nil:
+			case m[1] == "APPEND":
+				appends++
+				if m[2] != selected {
+					elsewhere++
+					t.Errorf("connection %d: APPEND to %q with %q selected", n, m[2], selected)
+				}
+			case m[1] == "UNSELECT" || m[1] == "CLOSE":
+				selected = ""
+			default:
+				selected = m[2]
+			}
+		}
+	}
+	if appends < folders*per {
+		t.Fatalf("saw %d APPENDs, want at least %d", appends, folders*per)
+	}
+	if elsewhere > 0 {
+		t.Fatalf("%d of %d APPENDs went to a folder the connection had not selected", elsewhere, appends)
+	}
+}

@@ -198,3 +198,17 @@ func kindsLocked() []model.EndpointKind {
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
 }
+
+// BatchPutter is a target that stores several objects in one request (IMAP's MULTIAPPEND), which
+// costs its server far less per object than one request each.
+type BatchPutter interface {
+	// MaxBatch is how many objects of at most MaxBatchObject bytes one PutBatch takes; 0 means
+	// the target cannot batch now.
+	MaxBatch() int
+	// PutBatch stores objs in order, all or none, streaming object i's body from open(i) with its
+	// exact size. On an error the engine stores each object on its own.
+	PutBatch(ctx context.Context, dst FolderRef, objs []Object, open func(i int) (io.Reader, int64, error)) ([]TargetRef, error)
+}
+
+// MaxBatchObject is the largest object worth batching: above it the bytes cost more than the request.
+const MaxBatchObject = 1 << 20

@@ -254,6 +254,45 @@ func copyFolder(ctx context.Context, st State, src connector.MailboxSource, dst 
 		t.add(model.ItemStats{Errors: 1}, f.Path)
 		return st.AddObjectError(ctx, store.ObjectError{ItemID: o.ItemID, PassID: o.PassID, Folder: f.Path, SourceID: obj.ID, Reason: err.Error()})
 	}
+	// done records one object's copy; stop means the folder ends with err.
+	done := func(obj connector.Object, w model.Watermark, err error) (stop bool, _ error) {
+		if err != nil {
+			if stop, rerr := objectError(ctx, err, func() error { return fail(obj, err) }); stop {
+				flush(nil)
+				return true, rerr
+			}
+			return false, nil
+		}
+		claimed[w.TargetID] = true
+		batch = append(batch, w)
+		if w.Hash != "" {
+			res.Copied++
+			res.Bytes += w.Size
+			t.add(model.ItemStats{Objects: 1, Bytes: w.Size}, f.Path)
+		} else {
+			res.Skipped++
+			t.add(model.ItemStats{Skipped: 1}, f.Path)
+		}
+		return false, nil
+	}
+	// New small messages wait for a batch when the target takes several in one request.
+	maxBatch := 0
+	bp, _ := dst.(connector.BatchPutter)
+	if bp != nil && !o.DryRun {
+		maxBatch = bp.MaxBatch()
+	}
+	var pending []connector.Object
+	sendPending := func() (stop bool, _ error) {
+		objs := pending
+		pending = nil
+		ws, errs := putBatch(ctx, src, dst, bp, f, ref, objs, claimed)
+		for i, obj := range objs {
+			if stop, err := done(obj, ws[i], errs[i]); stop {
+				return true, err
+			}
+		}
+		return false, nil
+	}
 	now := o.Now()
 	for obj, err := range objects {
 		if errors.Is(err, connector.ErrResync) {
@@ -267,6 +306,9 @@ func copyFolder(ctx context.Context, st State, src connector.MailboxSource, dst 
 			continue
 		}
 		if err != nil {
+			if stop, serr := sendPending(); stop {
+				return res, serr
+			}
 			if ferr := flush(nil); ferr != nil {
 				return res, ferr
 			}
@@ -299,30 +341,27 @@ func copyFolder(ctx context.Context, st State, src connector.MailboxSource, dst 
 			w.Version = obj.Version
 			batch = append(batch, w)
 			res.Updated++
+		case maxBatch > 0 && batchable(obj):
+			if pending = append(pending, obj); len(pending) >= maxBatch {
+				if stop, err := sendPending(); stop {
+					return res, err
+				}
+			}
 		default:
 			w, err := copyWithRetry(ctx, src, dst, f, ref, obj, claimed)
-			if err != nil {
-				if stop, rerr := objectError(ctx, err, func() error { return fail(obj, err) }); stop {
-					flush(nil)
-					return res, rerr
-				}
-				continue
-			}
-			claimed[w.TargetID] = true
-			batch = append(batch, w)
-			if w.Hash != "" {
-				res.Copied++
-				res.Bytes += w.Size
-				t.add(model.ItemStats{Objects: 1, Bytes: w.Size}, f.Path)
-			} else {
-				res.Skipped++
-				t.add(model.ItemStats{Skipped: 1}, f.Path)
+			if stop, err := done(obj, w, err); stop {
+				return res, err
 			}
 		}
 		if len(batch) >= o.BatchSize {
 			if err := flush(nil); err != nil {
 				return res, err
 			}
+		}
+	}
+	if len(pending) > 0 {
+		if stop, err := sendPending(); stop {
+			return res, err
 		}
 	}
 	if o.DryRun {

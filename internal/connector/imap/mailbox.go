@@ -54,6 +54,7 @@ type Mailbox struct {
 	listed  bool
 	folders map[string]*folderInfo // by canonical path
 	indexes map[string]*targetIndex
+	raws    []*rawConn // idle MULTIAPPEND connections
 }
 
 type folderInfo struct {
@@ -73,6 +74,7 @@ func Open(ctx context.Context, cf Config) (*Mailbox, error) {
 
 // Close logs out every connection.
 func (m *Mailbox) Close() error {
+	m.closeRaws()
 	m.p.close()
 	return nil
 }
@@ -596,7 +598,9 @@ func (m *Mailbox) Put(ctx context.Context, dst connector.FolderRef, o connector.
 	})
 	if err != nil {
 		if isNetErr(err) {
-			// The body was consumed: the engine retries the whole object.
+			// The body was consumed: the engine retries the whole object, and looks it up again
+			// first, since the server may have stored it before the line dropped.
+			m.forgetIndex(dst.ID)
 			return connector.TargetRef{}, connector.Classify(connector.Transient, err)
 		}
 		return connector.TargetRef{}, classify(err)
@@ -664,6 +668,13 @@ func (m *Mailbox) Delete(ctx context.Context, dst connector.FolderRef, refs []co
 func (m *Mailbox) Count(ctx context.Context, dst connector.FolderRef) (int, error) {
 	var n int
 	err := m.p.do(ctx, "", func(c *conn) error {
+		if c.selected == dst.ID {
+			// Dovecot answers STATUS on the selected folder from this session's view, which has
+			// not yet seen what other connections appended (batches): bring it up to date.
+			if err := c.c.Noop().Wait(); err != nil {
+				return err
+			}
+		}
 		st, err := c.c.Status(dst.ID, &imap.StatusOptions{NumMessages: true}).Wait()
 		if err == nil && st.NumMessages != nil {
 			n = int(*st.NumMessages)

@@ -65,8 +65,14 @@ func BenchmarkCopyVsMbsync(b *testing.B) {
 		ferryCPU = cpu(cmd.ProcessState)
 		return time.Since(start), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KiB on Linux
 	}
-	// Dovecot's CPU is read from its master's reaped children: let the generator's sessions end.
-	time.Sleep(2 * time.Second)
+	// Each tool starts with nothing left to write back (the generator's or the other tool's 1.5 GB
+	// would otherwise be flushed during its run), and Dovecot's CPU is read from its master's
+	// reaped children: let the previous sessions end.
+	settle := func() {
+		syscall.Sync()
+		time.Sleep(2 * time.Second)
+	}
+	settle()
 	srcCPU, dstCPU := src.CPU(), ferryDst.CPU()
 	b.ResetTimer()
 	ferryFull, ferryRSS := runFerry()
@@ -77,6 +83,7 @@ func BenchmarkCopyVsMbsync(b *testing.B) {
 	ferryServers := ferrySrc + ferryDstCPU
 	ferryDelta, deltaRSS := runFerry()
 
+	settle()
 	srcCPU, dstCPU = src.CPU(), mbsyncDst.CPU()
 	mbFull, mbCPU := runMbsync(b, mbsync, src, mbsyncDst)
 	time.Sleep(time.Second)

@@ -22,65 +22,48 @@ type commandLog struct {
 	ln    net.Listener
 	mu    sync.Mutex
 	lines map[int][]string
-	wg    sync.WaitGroup
 }
 
 var literalAtEnd = regexp.MustCompile(`\{(\d+)\+?\}\r\n$`)
 
 func newCommandLog(t *testing.T, target string) *commandLog {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &commandLog{ln: ln, lines: map[int][]string{}}
-	t.Cleanup(func() { ln.Close(); l.wg.Wait() })
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		for n := 0; ; n++ {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			l.wg.Add(2)
-			go func() { defer l.wg.Done(); io.Copy(c, s); c.Close() }()
-			go func(n int) {
-				defer l.wg.Done()
-				defer s.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
+	l := &commandLog{lines: map[int][]string{}}
+	l.ln = forward(t, target, func(n int, c, s net.Conn, wg *sync.WaitGroup) {
+		wg.Add(2)
+		go func() { defer wg.Done(); io.Copy(c, s); c.Close() }()
+		go func() {
+			defer wg.Done()
+			defer s.Close()
+			r := bufio.NewReader(c)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				l.log(n, line)
+				s.Write([]byte(line))
+				// A command goes on after each literal: copy the literal, then the rest of the line.
+				for m := literalAtEnd.FindStringSubmatch(line); m != nil; m = literalAtEnd.FindStringSubmatch(line) {
+					k, _ := strconv.ParseInt(m[1], 10, 64)
+					if _, err := io.CopyN(s, r, k); err != nil {
 						return
 					}
-					l.mu.Lock()
-					l.lines[n] = append(l.lines[n], strings.TrimRight(line, "\r\n"))
-					l.mu.Unlock()
-					s.Write([]byte(line))
-					// A command goes on after each literal: copy the literal, then the rest of the line.
-					for m := literalAtEnd.FindStringSubmatch(line); m != nil; m = literalAtEnd.FindStringSubmatch(line) {
-						k, _ := strconv.ParseInt(m[1], 10, 64)
-						if _, err := io.CopyN(s, r, k); err != nil {
-							return
-						}
-						if line, err = r.ReadString('\n'); err != nil {
-							return
-						}
-						l.mu.Lock()
-						l.lines[n] = append(l.lines[n], "+"+strings.TrimRight(line, "\r\n"))
-						l.mu.Unlock()
-						s.Write([]byte(line))
+					if line, err = r.ReadString('\n'); err != nil {
+						return
 					}
+					l.log(n, "+"+line)
+					s.Write([]byte(line))
 				}
-			}(n)
-		}
-	}()
+			}
+		}()
+	})
 	return l
+}
+
+func (l *commandLog) log(n int, line string) {
+	l.mu.Lock()
+	l.lines[n] = append(l.lines[n], strings.TrimRight(line, "\r\n"))
+	l.mu.Unlock()
 }
 
 var commandRE = regexp.MustCompile(`^\S+ (SELECT|EXAMINE|APPEND|UNSELECT|CLOSE) ?"?([^"\s]*)`)

@@ -22,21 +22,44 @@ type cutProxy struct {
 	cuts     atomic.Int32
 	limit    int64
 	upstream bool
-	wg       sync.WaitGroup
 }
 
 func newCutProxy(t *testing.T, target string, cuts int32, limit int64, upstream bool) *cutProxy {
+	p := &cutProxy{limit: limit, upstream: upstream}
+	p.cuts.Store(cuts)
+	p.ln = forward(t, target, func(_ int, c, s net.Conn, wg *sync.WaitGroup) {
+		cut := p.cuts.Add(-1) >= 0
+		pipe := func(dst, src net.Conn, cut bool) {
+			defer wg.Done()
+			if cut {
+				io.CopyN(dst, src, p.limit)
+			} else {
+				io.Copy(dst, src)
+			}
+			c.Close()
+			s.Close()
+		}
+		wg.Add(2)
+		go pipe(s, c, cut && p.upstream)
+		go pipe(c, s, cut && !p.upstream)
+	})
+	return p
+}
+
+// forward listens on loopback and hands each accepted connection, with a new one to target, to
+// serve (n counts connections from 0); goroutines serve starts are counted in wg, and the test
+// waits for them.
+func forward(t *testing.T, target string, serve func(n int, client, server net.Conn, wg *sync.WaitGroup)) net.Listener {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &cutProxy{ln: ln, limit: limit, upstream: upstream}
-	p.cuts.Store(cuts)
-	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
-	p.wg.Add(1)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
 	go func() {
-		defer p.wg.Done()
-		for {
+		defer wg.Done()
+		for n := 0; ; n++ {
 			c, err := ln.Accept()
 			if err != nil {
 				return
@@ -46,23 +69,10 @@ func newCutProxy(t *testing.T, target string, cuts int32, limit int64, upstream 
 				c.Close()
 				continue
 			}
-			cut := p.cuts.Add(-1) >= 0
-			p.wg.Add(2)
-			pipe := func(dst, src net.Conn, cut bool) {
-				defer p.wg.Done()
-				if cut {
-					io.CopyN(dst, src, p.limit)
-				} else {
-					io.Copy(dst, src)
-				}
-				c.Close()
-				s.Close()
-			}
-			go pipe(s, c, cut && p.upstream)
-			go pipe(c, s, cut && !p.upstream)
+			serve(n, c, s, &wg)
 		}
 	}()
-	return p
+	return ln
 }
 
 func TestDroppedConnectionsAreRetried(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	goimap "github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/ferry-migrate/ferry/internal/connector"
 	ferryimap "github.com/ferry-migrate/ferry/internal/connector/imap"
 	"github.com/ferry-migrate/ferry/internal/engine"
 	"github.com/ferry-migrate/ferry/internal/model"
@@ -297,6 +299,24 @@ func TestLargeMessageAndLostState(t *testing.T) {
 	}
 }
 
+// putBatch writes one message as a batch (MULTIAPPEND), which goes over a connection of its own.
+func putBatch(t *testing.T, m *ferryimap.Mailbox, name string) {
+	t.Helper()
+	if m.MaxBatch() == 0 {
+		t.Fatal("Dovecot should take batches (MULTIAPPEND, LITERAL+, UIDPLUS)")
+	}
+	ref, err := m.EnsureFolder(ctx, connector.Folder{Path: "INBOX"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := "Message-ID: <" + name + "@x>\r\n\r\nover " + name + "\r\n"
+	refs, err := m.PutBatch(ctx, ref, []connector.Object{{MessageID: "<" + name + "@x>", Size: int64(len(msg))}},
+		func(int) (io.Reader, int64, error) { return strings.NewReader(msg), int64(len(msg)), nil })
+	if err != nil || len(refs) != 1 {
+		t.Fatalf("batch over %s: %v, %v", name, refs, err)
+	}
+}
+
 func TestTLSVerifiesCertificatesByDefault(t *testing.T) {
 	s := dovecot.Start(t, dovecot.Options{Users: []string{"alice"}, TLS: true})
 	host, port, _ := strings.Cut(s.TLSAddr, ":")
@@ -309,6 +329,7 @@ func TestTLSVerifiesCertificatesByDefault(t *testing.T) {
 	if err != nil {
 		t.Fatalf("with the CA certificate: %v", err)
 	}
+	putBatch(t, m, "tls")
 	m.Close()
 	_, port, _ = strings.Cut(s.Addr, ":")
 	st := ferryimap.Config{Host: host, Port: port, Security: model.SecuritySTARTTLS, InsecureSkipVerify: true, User: "alice", Password: dovecot.Password("alice")}
@@ -316,7 +337,12 @@ func TestTLSVerifiesCertificatesByDefault(t *testing.T) {
 	if err != nil {
 		t.Fatalf("STARTTLS with verification off: %v", err)
 	}
+	putBatch(t, m, "starttls")
 	m.Close()
+	// Both batches went over their own connections, with the same security as the rest.
+	if got := snapshot(t, client(t, s), "INBOX"); len(got) != 2 {
+		t.Fatalf("target holds %d messages after a batch over TLS and one over STARTTLS, want 2", len(got))
+	}
 	st.Password = "wrong"
 	if _, err := ferryimap.Open(ctx, st); err == nil || !strings.Contains(err.Error(), "sign-in as alice failed") {
 		t.Fatalf("wrong password: %v", err)

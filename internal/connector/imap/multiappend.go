@@ -165,7 +165,8 @@ func dialRaw(ctx context.Context, cf Config, caps imap.CapSet) (*rawConn, error)
 		return nil, fmt.Errorf("connect to %s: %w", cf.addr(), err)
 	}
 	rc.setConn(nc)
-	if cf.Security == model.SecurityTLS {
+	// As in dial: anything but none and starttls (an empty setting too) means TLS from the start.
+	if cf.Security != model.SecurityNone && cf.Security != model.SecuritySTARTTLS {
 		if err := rc.startTLS(tc); err != nil {
 			rc.close()
 			return nil, err

@@ -212,3 +212,10 @@ type BatchPutter interface {
 
 // MaxBatchObject is the largest object worth batching: above it the bytes cost more than the request.
 const MaxBatchObject = 1 << 20
+
+// BatchOpener is a source that streams several objects' bodies in one request, for a batch.
+type BatchOpener interface {
+	// OpenBatch asks for objs' bodies at once. next returns the next one's body, in objs' order,
+	// with its exact size; it is valid until the following call. done ends the request.
+	OpenBatch(ctx context.Context, f Folder, objs []Object) (next func() (io.Reader, int64, error), done func() error, err error)
+}

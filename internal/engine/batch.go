@@ -53,35 +53,59 @@ func putBatch(ctx context.Context, src connector.MailboxSource, dst connector.Ma
 	sent := make([]connector.Object, len(send))
 	hashes := make([]hash.Hash, len(send))
 	counts := make([]*countingReader, len(send))
+	// Bodies come in one request from a source that can (BatchOpener), else one Open each.
+	bo, together := src.(connector.BatchOpener)
+	var next func() (io.Reader, int64, error)
+	var done func() error
 	var body io.ReadCloser
-	closeBody := func() {
+	closeBodies := func() {
 		if body != nil {
 			body.Close() // frees the source connection for the next message
 			body = nil
 		}
+		if done != nil {
+			done()
+			done = nil
+		}
 	}
-	defer closeBody()
+	defer closeBodies()
 	for k, i := range send {
 		sent[k] = objs[i]
 	}
 	open := func(k int) (io.Reader, int64, error) {
-		closeBody()
 		obj := sent[k]
-		b, err := src.Open(ctx, f, obj)
-		if err != nil {
-			return nil, 0, fmt.Errorf("read source message %s: %w", obj.ID, err)
-		}
-		body = b
+		var r io.Reader
 		size := obj.Size
-		if sz, ok := b.(interface{ Size() int64 }); ok {
-			size = sz.Size()
+		if together {
+			if next == nil {
+				n, d, err := bo.OpenBatch(ctx, f, sent)
+				if err != nil {
+					return nil, 0, fmt.Errorf("read source messages: %w", err)
+				}
+				next, done = n, d
+			}
+			b, sz, err := next()
+			if err != nil {
+				return nil, 0, fmt.Errorf("read source message %s: %w", obj.ID, err)
+			}
+			r, size = b, sz
+		} else {
+			closeBodies()
+			b, err := src.Open(ctx, f, obj)
+			if err != nil {
+				return nil, 0, fmt.Errorf("read source message %s: %w", obj.ID, err)
+			}
+			body, r = b, b
+			if sz, ok := b.(interface{ Size() int64 }); ok {
+				size = sz.Size()
+			}
 		}
 		hashes[k] = sha256.New()
-		counts[k] = &countingReader{r: io.TeeReader(b, hashes[k])}
+		counts[k] = &countingReader{r: io.TeeReader(r, hashes[k])}
 		return counts[k], size, nil
 	}
 	refs, err := bp.PutBatch(ctx, ref, sent, open)
-	closeBody()
+	closeBodies()
 	if err == nil && len(refs) == len(send) {
 		for k, i := range send {
 			ws[i].TargetID, ws[i].Hash, ws[i].Size = refs[k].ID, hexSum(hashes[k]), counts[k].n

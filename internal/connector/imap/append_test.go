@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	goimap "github.com/emersion/go-imap/v2"
+
+	"github.com/ferry-migrate/ferry/internal/connector"
+	ferryimap "github.com/ferry-migrate/ferry/internal/connector/imap"
 	"github.com/ferry-migrate/ferry/internal/engine"
 	"github.com/ferry-migrate/ferry/internal/testenv/dovecot"
 )
@@ -81,11 +85,11 @@ func TestAppendsGoToTheSelectedFolder(t *testing.T) {
 			appendMsg(t, sc, fmt.Sprintf("F%d", f), []byte(fmt.Sprintf("Message-ID: <s%d.%d@x>\r\n\r\nbody %d\r\n", f, i, i)), time.Now())
 		}
 	}
-	log := newCommandLog(t, p.dst.Addr)
-	real := p.dst
-	p.dst = &dovecot.Server{Addr: log.ln.Addr().String()}
+	log, slog := newCommandLog(t, p.dst.Addr), newCommandLog(t, p.src.Addr)
+	realDst, realSrc := p.dst, p.src
+	p.dst, p.src = &dovecot.Server{Addr: log.ln.Addr().String()}, &dovecot.Server{Addr: slog.ln.Addr().String()}
 	stats, _ := p.copyOnce(t, engine.CopyOptions{Connections: 4})
-	p.dst = real
+	p.dst, p.src = realDst, realSrc
 	if stats.Objects != folders*per {
 		t.Fatalf("copied %d messages, want %d", stats.Objects, folders*per)
 	}
@@ -127,5 +131,76 @@ func TestAppendsGoToTheSelectedFolder(t *testing.T) {
 	}
 	if appends != folders {
 		t.Fatalf("%d APPENDs for %d messages in %d folders: want one MULTIAPPEND per folder", appends, messages, folders)
+	}
+	// The source sends each folder's bodies in one UID FETCH too.
+	slog.mu.Lock()
+	defer slog.mu.Unlock()
+	fetches := 0
+	for _, lines := range slog.lines {
+		for _, line := range lines {
+			if strings.Contains(line, "UID FETCH") && strings.Contains(line, "BODY.PEEK[]") {
+				fetches++
+			}
+		}
+	}
+	if fetches != folders {
+		t.Fatalf("%d body FETCHes for %d folders, want one each", fetches, folders)
+	}
+}
+
+// A message expunged between the listing and the batch's FETCH ends the batch with an error at
+// that message, after the bodies before it, never with another message's body in its place.
+func TestOpenBatchStopsAtAGoneMessage(t *testing.T) {
+	s := dovecot.Start(t, dovecot.Options{Users: []string{"alice"}})
+	c := client(t, s)
+	for i := range 3 {
+		appendMsg(t, c, "INBOX", []byte(fmt.Sprintf("Message-ID: <g%d@x>\r\n\r\nbody %d\r\n", i, i)), time.Now())
+	}
+	m, err := ferryimap.Open(ctx, cfg(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	f := connector.Folder{Path: "INBOX"}
+	objects, _ := m.List(ctx, f, "")
+	var objs []connector.Object
+	for o, err := range objects {
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, o)
+	}
+	if len(objs) != 3 {
+		t.Fatalf("listed %d, want 3", len(objs))
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store(goimap.SeqSetNum(2), &goimap.StoreFlags{Op: goimap.StoreFlagsAdd, Flags: []goimap.Flag{goimap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Expunge().Close(); err != nil {
+		t.Fatal(err)
+	}
+	next, done, err := m.OpenBatch(ctx, f, objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := next()
+	if err != nil {
+		t.Fatalf("first body: %v", err)
+	}
+	if b, _ := io.ReadAll(r); !strings.Contains(string(b), "body 0") {
+		t.Fatalf("first body = %q", b)
+	}
+	if r, _, err := next(); err == nil || !strings.Contains(err.Error(), "gone") {
+		var b []byte
+		if r != nil {
+			b, _ = io.ReadAll(r)
+		}
+		t.Fatalf("second body (expunged) = %q, %v; want an error saying it is gone", b, err)
+	}
+	if err := done(); err != nil {
+		t.Fatalf("done: %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"unicode/utf16"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 
 	"github.com/ferry-migrate/ferry/internal/connector"
@@ -446,4 +447,73 @@ func utf7(name string) string {
 	}
 	flush()
 	return out.String()
+}
+
+// OpenBatch fetches a batch's bodies in one UID FETCH (BODY.PEEK[]), streaming each in turn. The
+// server answers in UID order, as List gave them; a message gone since, or a body that does not
+// come after its UID, is an error, and the engine then copies the batch one by one.
+func (m *Mailbox) OpenBatch(ctx context.Context, f connector.Folder, objs []connector.Object) (func() (io.Reader, int64, error), func() error, error) {
+	fi, err := m.info(ctx, f.Path)
+	if err != nil {
+		return nil, nil, err
+	}
+	uids := make([]imap.UID, len(objs))
+	var set imap.UIDSet
+	for i, o := range objs {
+		if uids[i], err = parseID(o.ID); err != nil {
+			return nil, nil, connector.Classify(connector.Permanent, err)
+		}
+		if i > 0 && uids[i] <= uids[i-1] {
+			return nil, nil, fmt.Errorf("batch not in UID order at %s", o.ID)
+		}
+		set.AddNum(uids[i])
+	}
+	cn, err := m.p.get(ctx, fi.name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := cn.sel(fi.name, true); err != nil {
+		m.p.put(cn, err)
+		return nil, nil, err
+	}
+	cmd := cn.c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+	i, closed := 0, false
+	next := func() (io.Reader, int64, error) {
+		if i >= len(uids) {
+			return nil, 0, errors.New("read past the end of a batch")
+		}
+		want := objs[i]
+		msg := cmd.Next() // discards what is left of the previous message
+		if msg == nil {
+			return nil, 0, fmt.Errorf("message %s is gone from %q", want.ID, f.Path)
+		}
+		var uid imap.UID
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				uid = it.UID
+			case imapclient.FetchItemDataBodySection:
+				if it.Literal == nil {
+					continue
+				}
+				// Only a UID ahead of the body proves whose body it is (Dovecot sends it first).
+				if uid != uids[i] {
+					return nil, 0, fmt.Errorf("message %s: the server sent UID %d with the body, so it may be gone from %q", want.ID, uid, f.Path)
+				}
+				i++
+				return it.Literal, it.Literal.Size(), nil
+			}
+		}
+		return nil, 0, fmt.Errorf("message %s came without its body: it may be gone from %q", want.ID, f.Path)
+	}
+	done := func() error {
+		if closed {
+			return nil
+		}
+		closed = true
+		err := cmd.Close()
+		m.p.put(cn, err)
+		return err
+	}
+	return next, done, nil
 }

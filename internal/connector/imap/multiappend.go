@@ -129,7 +129,7 @@ func (m *Mailbox) closeRaws() {
 	defer m.mu.Unlock()
 	for _, rc := range m.raws {
 		rc.send("LOGOUT\r\n")
-		rc.w.Flush()
+		rc.flush()
 		rc.close()
 	}
 	m.raws = nil
@@ -230,7 +230,7 @@ func (rc *rawConn) login(cf Config, caps imap.CapSet) error {
 		return err
 	}
 	tag := rc.send("AUTHENTICATE " + mech + "\r\n")
-	if err := rc.w.Flush(); err != nil {
+	if err := rc.flush(); err != nil {
 		return err
 	}
 	for {
@@ -242,7 +242,7 @@ func (rc *rawConn) login(cf Config, caps imap.CapSet) error {
 			// The first challenge takes the initial response; XOAUTH2's error challenge an empty line.
 			rc.w.WriteString(base64.StdEncoding.EncodeToString(ir) + "\r\n")
 			ir = nil
-			if err := rc.w.Flush(); err != nil {
+			if err := rc.flush(); err != nil {
 				return err
 			}
 			continue
@@ -258,6 +258,13 @@ func (rc *rawConn) close() {
 	rc.release()
 }
 
+// flush sends what is buffered, giving a short command a minute: a deadline left by a long batch
+// must not fail the next command on a connection that sat idle.
+func (rc *rawConn) flush() error {
+	rc.nc.SetWriteDeadline(time.Now().Add(time.Minute))
+	return rc.w.Flush()
+}
+
 func (rc *rawConn) send(cmd string) string {
 	rc.tag++
 	tag := "B" + strconv.Itoa(rc.tag)
@@ -268,7 +275,7 @@ func (rc *rawConn) send(cmd string) string {
 // command sends one line and returns the tagged answer's text.
 func (rc *rawConn) command(cmd string) (string, error) {
 	tag := rc.send(cmd + "\r\n")
-	if err := rc.w.Flush(); err != nil {
+	if err := rc.flush(); err != nil {
 		return "", err
 	}
 	return rc.wait(tag)

@@ -2,9 +2,7 @@ package engine
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
-	"hash"
 	"io"
 
 	"github.com/ferry-migrate/ferry/internal/connector"
@@ -26,24 +24,16 @@ func putBatch(ctx context.Context, src connector.MailboxSource, dst connector.Ma
 	var send []int // indexes into objs of what the target lacks
 	for i, obj := range objs {
 		ws[i] = model.Watermark{Folder: f.Path, SourceID: obj.ID, Version: obj.Version, Size: obj.Size}
-		if a, ok := dst.(connector.Acceptor); ok {
-			if errs[i] = a.Accept(obj); errs[i] != nil {
-				continue
-			}
-		}
-		cands, err := dst.Lookup(ctx, ref, obj)
-		if err != nil {
-			errs[i] = fmt.Errorf("look up target: %w", err)
+		if errs[i] = accept(dst, obj); errs[i] != nil {
 			continue
 		}
-		found := false
-		for _, c := range cands {
-			if !claimed[c.ID] {
-				ws[i].TargetID, claimed[c.ID], found = c.ID, true, true
-				break
-			}
-		}
-		if !found {
+		id, err := unclaimed(ctx, dst, ref, obj, claimed)
+		switch {
+		case err != nil:
+			errs[i] = err
+		case id != "":
+			ws[i].TargetID, claimed[id] = id, true // a later copy of the same message must not match it too
+		default:
 			send = append(send, i)
 		}
 	}
@@ -51,8 +41,10 @@ func putBatch(ctx context.Context, src connector.MailboxSource, dst connector.Ma
 		return ws, errs
 	}
 	sent := make([]connector.Object, len(send))
-	hashes := make([]hash.Hash, len(send))
-	counts := make([]*countingReader, len(send))
+	for k, i := range send {
+		sent[k] = objs[i]
+	}
+	bodies := make([]*hashedReader, len(send))
 	// Bodies come in one request from a source that can (BatchOpener), else one Open each.
 	bo, together := src.(connector.BatchOpener)
 	var next func() (io.Reader, int64, error)
@@ -69,47 +61,34 @@ func putBatch(ctx context.Context, src connector.MailboxSource, dst connector.Ma
 		}
 	}
 	defer closeBodies()
-	for k, i := range send {
-		sent[k] = objs[i]
-	}
 	open := func(k int) (io.Reader, int64, error) {
-		obj := sent[k]
 		var r io.Reader
-		size := obj.Size
+		var size int64
+		var err error
 		if together {
 			if next == nil {
-				n, d, err := bo.OpenBatch(ctx, f, sent)
-				if err != nil {
+				if next, done, err = bo.OpenBatch(ctx, f, sent); err != nil {
 					return nil, 0, fmt.Errorf("read source messages: %w", err)
 				}
-				next, done = n, d
 			}
-			b, sz, err := next()
-			if err != nil {
-				return nil, 0, fmt.Errorf("read source message %s: %w", obj.ID, err)
+			if r, size, err = next(); err != nil {
+				return nil, 0, fmt.Errorf("read source message %s: %w", sent[k].ID, err)
 			}
-			r, size = b, sz
 		} else {
 			closeBodies()
-			b, err := src.Open(ctx, f, obj)
-			if err != nil {
-				return nil, 0, fmt.Errorf("read source message %s: %w", obj.ID, err)
+			if body, size, err = openSource(ctx, src, f, sent[k]); err != nil {
+				return nil, 0, err
 			}
-			body, r = b, b
-			if sz, ok := b.(interface{ Size() int64 }); ok {
-				size = sz.Size()
-			}
+			r = body
 		}
-		hashes[k] = sha256.New()
-		counts[k] = &countingReader{r: io.TeeReader(r, hashes[k])}
-		return counts[k], size, nil
+		bodies[k] = hashing(r)
+		return bodies[k], size, nil
 	}
 	refs, err := bp.PutBatch(ctx, ref, sent, open)
 	closeBodies()
 	if err == nil && len(refs) == len(send) {
 		for k, i := range send {
-			ws[i].TargetID, ws[i].Hash, ws[i].Size = refs[k].ID, hexSum(hashes[k]), counts[k].n
-			claimed[refs[k].ID] = true
+			ws[i].TargetID, ws[i].Hash, ws[i].Size = refs[k].ID, hexSum(bodies[k].h), bodies[k].n
 		}
 		return ws, errs
 	}
@@ -120,7 +99,7 @@ func putBatch(ctx context.Context, src connector.MailboxSource, dst connector.Ma
 		}
 		ws[i], errs[i] = copyWithRetry(ctx, src, dst, f, ref, objs[i], claimed)
 		if errs[i] == nil {
-			claimed[ws[i].TargetID] = true
+			claimed[ws[i].TargetID] = true // the next object's lookup must not match it too
 		}
 	}
 	return ws, errs

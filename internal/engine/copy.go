@@ -466,10 +466,8 @@ func updateObject(ctx context.Context, src connector.MailboxSource, dst connecto
 // A watermark with an empty hash means the object was found at the target, not copied.
 func copyObject(ctx context.Context, src connector.MailboxSource, dst connector.MailboxTarget, f connector.Folder, ref connector.FolderRef, obj connector.Object, claimed map[string]bool) (model.Watermark, error) {
 	w := model.Watermark{Folder: f.Path, SourceID: obj.ID, Version: obj.Version, Size: obj.Size}
-	if a, ok := dst.(connector.Acceptor); ok {
-		if err := a.Accept(obj); err != nil {
-			return w, err
-		}
+	if err := accept(dst, obj); err != nil {
+		return w, err
 	}
 	if obj.MessageID == "" {
 		// Without a Message-ID the content itself identifies the message: hash it first. A
@@ -483,32 +481,59 @@ func copyObject(ctx context.Context, src connector.MailboxSource, dst connector.
 			obj.Size, w.Size = n, n
 		}
 	}
-	cands, err := dst.Lookup(ctx, ref, obj)
-	if err != nil {
-		return w, fmt.Errorf("look up target: %w", err)
+	if id, err := unclaimed(ctx, dst, ref, obj, claimed); err != nil || id != "" {
+		w.TargetID = id
+		return w, err
 	}
-	for _, c := range cands {
-		if !claimed[c.ID] {
-			w.TargetID = c.ID
-			return w, nil
-		}
-	}
-	body, err := src.Open(ctx, f, obj)
+	body, size, err := openSource(ctx, src, f, obj)
 	if err != nil {
-		return w, fmt.Errorf("read source message %s: %w", obj.ID, err)
+		return w, err
 	}
 	defer body.Close()
-	if sz, ok := body.(interface{ Size() int64 }); ok {
-		obj.Size = sz.Size() // the exact byte count being streamed, for APPEND's literal
-	}
-	h := sha256.New()
-	cr := &countingReader{r: io.TeeReader(body, h)}
-	tref, err := dst.Put(ctx, ref, obj, cr)
+	obj.Size = size // the exact byte count being streamed, for APPEND's literal
+	hr := hashing(body)
+	tref, err := dst.Put(ctx, ref, obj, hr)
 	if err != nil {
 		return w, fmt.Errorf("write message %s: %w", obj.ID, err)
 	}
-	w.TargetID, w.Hash, w.Size = tref.ID, hexSum(h), cr.n
+	w.TargetID, w.Hash, w.Size = tref.ID, hexSum(hr.h), hr.n
 	return w, nil
+}
+
+// accept asks a target that refuses some objects outright (connector.Acceptor) about obj.
+func accept(dst connector.MailboxTarget, obj connector.Object) error {
+	if a, ok := dst.(connector.Acceptor); ok {
+		return a.Accept(obj)
+	}
+	return nil
+}
+
+// unclaimed returns the first target object that may be obj and that no other source object has
+// claimed, or "" when the target lacks it.
+func unclaimed(ctx context.Context, dst connector.MailboxTarget, ref connector.FolderRef, obj connector.Object, claimed map[string]bool) (string, error) {
+	cands, err := dst.Lookup(ctx, ref, obj)
+	if err != nil {
+		return "", fmt.Errorf("look up target: %w", err)
+	}
+	for _, c := range cands {
+		if !claimed[c.ID] {
+			return c.ID, nil
+		}
+	}
+	return "", nil
+}
+
+// openSource opens an object's body with the exact byte count it will stream, when the source
+// knows it (an IMAP literal does), else the listed size.
+func openSource(ctx context.Context, src connector.MailboxSource, f connector.Folder, obj connector.Object) (io.ReadCloser, int64, error) {
+	body, err := src.Open(ctx, f, obj)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read source message %s: %w", obj.ID, err)
+	}
+	if sz, ok := body.(interface{ Size() int64 }); ok {
+		return body, sz.Size(), nil
+	}
+	return body, obj.Size, nil
 }
 
 func hashSource(ctx context.Context, src connector.MailboxSource, f connector.Folder, obj connector.Object) (string, int64, error) {
@@ -525,12 +550,19 @@ func hashSource(ctx context.Context, src connector.MailboxSource, f connector.Fo
 	return hexSum(h), n, nil
 }
 
-type countingReader struct {
+// hashedReader counts and hashes what is read through it: what the target was given.
+type hashedReader struct {
 	r io.Reader
+	h hash.Hash
 	n int64
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
+func hashing(r io.Reader) *hashedReader {
+	h := sha256.New()
+	return &hashedReader{r: io.TeeReader(r, h), h: h}
+}
+
+func (c *hashedReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err

@@ -106,15 +106,23 @@ func (cf Config) tlsConfig() (*tls.Config, error) {
 	return t, nil
 }
 
-// dial connects and signs in, waiting for a host slot first.
-func dial(ctx context.Context, cf Config) (*conn, error) {
+// takeSlot waits for one of the host's connection slots; release gives it back.
+func (cf Config) takeSlot(ctx context.Context) (release func(), _ error) {
 	slot := hostSlot(cf.addr(), cf.HostConnections)
 	select {
 	case slot <- struct{}{}:
+		return func() { <-slot }, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	release := func() { <-slot }
+}
+
+// dial connects and signs in, waiting for a host slot first.
+func dial(ctx context.Context, cf Config) (*conn, error) {
+	release, err := cf.takeSlot(ctx)
+	if err != nil {
+		return nil, err
+	}
 	tc, err := cf.tlsConfig()
 	if err != nil {
 		release()

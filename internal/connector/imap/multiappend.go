@@ -147,13 +147,11 @@ type rawConn struct {
 
 // dialRaw connects as dial does (host slot, security, certificate checks) and signs in.
 func dialRaw(ctx context.Context, cf Config, caps imap.CapSet) (*rawConn, error) {
-	slot := hostSlot(cf.addr(), cf.HostConnections)
-	select {
-	case slot <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	release, err := cf.takeSlot(ctx)
+	if err != nil {
+		return nil, err
 	}
-	rc := &rawConn{release: func() { <-slot }}
+	rc := &rawConn{release: release}
 	tc, err := cf.tlsConfig()
 	if err != nil {
 		rc.release()

@@ -55,7 +55,7 @@ func BenchmarkCopyVsMbsync(b *testing.B) {
 		if conns == "" {
 			conns = "4"
 		}
-		cmd := exec.Command(bin, "copy", url(src), url(ferryDst), "--state", state, "--connections", conns)
+		cmd, peakRSS := measuredCommand(b, bin, "copy", url(src), url(ferryDst), "--state", state, "--connections", conns)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		start := time.Now()
@@ -63,7 +63,7 @@ func BenchmarkCopyVsMbsync(b *testing.B) {
 			b.Fatalf("ferry copy: %v\n%s", err, out.String())
 		}
 		ferryCPU = cpu(cmd.ProcessState)
-		return time.Since(start), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KiB on Linux
+		return time.Since(start), peakRSS()
 	}
 	// Each tool starts with nothing left to write back (the generator's or the other tool's 1.5 GB
 	// would otherwise be flushed during its run), and Dovecot's CPU is read from its master's

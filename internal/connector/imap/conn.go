@@ -4,6 +4,7 @@
 package imap
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -183,8 +184,13 @@ func (x *xoauth2) Start() (string, []byte, error) {
 	return "XOAUTH2", []byte("user=" + x.user + "\x01auth=Bearer " + x.token + "\x01\x01"), nil
 }
 
-// Next answers the server's error challenge with an empty response, as the mechanism requires.
-func (x *xoauth2) Next(challenge []byte) ([]byte, error) { return []byte{}, nil }
+// Next gets the server's only challenge: its reason for refusing the token, as JSON
+// ({"status":"401","schemes":"bearer","scope":"mail"} from Google, Microsoft and Dovecot). The
+// mechanism wants an empty line in answer, which go-imap cannot send (it writes "="); the connection
+// is closed after a failed sign-in anyway, so the reason is returned as the error.
+func (x *xoauth2) Next(challenge []byte) ([]byte, error) {
+	return nil, fmt.Errorf("token refused: %s", bytes.TrimSpace(challenge))
+}
 
 func (c *conn) close() {
 	c.c.Close()

@@ -1,11 +1,17 @@
 package imap_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ferry-migrate/ferry/internal/connector"
 	ferryimap "github.com/ferry-migrate/ferry/internal/connector/imap"
 	"github.com/ferry-migrate/ferry/internal/engine"
 	"github.com/ferry-migrate/ferry/internal/testenv/dovecot"
@@ -101,6 +107,52 @@ func TestLoginMechanism(t *testing.T) {
 	c.Auth = "cram-md5"
 	if _, err := openMailbox(c); err == nil || !strings.Contains(err.Error(), `unknown auth "cram-md5"`) {
 		t.Fatalf("unknown mechanism: %v", err)
+	}
+}
+
+// TestXOAUTH2 signs in with an OAuth access token, which Dovecot checks with the test's own token
+// issuer (RFC 7662 introspection): on the pool's connections and on a batch's. A refused token
+// fails with Dovecot's reason on both.
+func TestXOAUTH2(t *testing.T) {
+	var accepted atomic.Int32
+	var revoked atomic.Bool
+	issuer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		active := r.PostFormValue("token") == "token-for-alice" && !revoked.Load()
+		if active {
+			accepted.Add(1)
+		}
+		json.NewEncoder(w).Encode(map[string]any{"active": active, "username": "alice"})
+	}))
+	defer issuer.Close()
+	s := dovecot.Start(t, dovecot.Options{Users: []string{"alice"}, OAuthIntrospection: issuer.URL})
+	c := cfg(s)
+	c.Auth, c.Password = "xoauth2", "token-for-alice"
+	m, err := openMailbox(c)
+	if err != nil {
+		t.Fatalf("XOAUTH2 with a good token: %v", err)
+	}
+	defer m.Close()
+	// Dovecot answers as Google and Microsoft do: {"status":"401","schemes":"bearer","scope":"mail"}.
+	const refused = `token refused: {"status":"401"`
+	revoked.Store(true) // before the first batch, whose connection signs in on its own
+	ref, _ := m.EnsureFolder(ctx, connector.Folder{Path: "INBOX"})
+	msg := "Message-ID: <refused@x>\r\n\r\nrefused\r\n"
+	_, err = m.PutBatch(ctx, ref, []connector.Object{{MessageID: "<refused@x>", Size: int64(len(msg))}},
+		func(int) (io.Reader, int64, error) { return strings.NewReader(msg), int64(len(msg)), nil })
+	if err == nil || !strings.Contains(err.Error(), refused) {
+		t.Fatalf("batch with a revoked token: %v, want %q", err, refused)
+	}
+	revoked.Store(false)
+	putBatch(t, m, "xoauth2")
+	if got := snapshot(t, client(t, s), "INBOX"); len(got) != 1 {
+		t.Fatalf("target holds %d messages after a refused and a good batch, want 1", len(got))
+	}
+	if n := accepted.Load(); n < 2 {
+		t.Fatalf("the issuer accepted %d tokens, want one per connection (pool and batch, at least 2)", n)
+	}
+	c.Password = "expired-token"
+	if _, err := openMailbox(c); err == nil || !strings.Contains(err.Error(), refused) {
+		t.Fatalf("XOAUTH2 with a bad token: %v, want %q", err, refused)
 	}
 }
 

@@ -237,8 +237,18 @@ func (rc *rawConn) login(cf Config, caps imap.CapSet) error {
 			return err
 		}
 		if strings.HasPrefix(line, "+") {
-			// The first challenge takes the initial response; XOAUTH2's error challenge an empty line.
-			rc.w.WriteString(base64.StdEncoding.EncodeToString(ir) + "\r\n")
+			// The first challenge takes the initial response; later ones go to the mechanism.
+			resp := ir
+			if ir == nil {
+				challenge, err := base64.StdEncoding.DecodeString(strings.TrimSpace(strings.TrimPrefix(line, "+")))
+				if err != nil {
+					return fmt.Errorf("AUTHENTICATE challenge: %w", err)
+				}
+				if resp, err = sc.Next(challenge); err != nil {
+					return err
+				}
+			}
+			rc.w.WriteString(base64.StdEncoding.EncodeToString(resp) + "\r\n")
 			ir = nil
 			if err := rc.flush(); err != nil {
 				return err

@@ -13,8 +13,8 @@ func TestXOAUTH2InitialResponse(t *testing.T) {
 	if want := "user=alice@contoso.com\x01auth=Bearer ya29.token\x01\x01"; string(ir) != want {
 		t.Fatalf("initial response %q, want %q", ir, want)
 	}
-	if resp, _ := (&xoauth2{}).Next([]byte(`{"status":"401"}`)); len(resp) != 0 {
-		t.Fatalf("answer to an error challenge = %q, want empty", resp)
+	if _, err := (&xoauth2{}).Next([]byte(`{"status":"401"}` + "\n")); err == nil || err.Error() != `token refused: {"status":"401"}` {
+		t.Fatalf("error challenge: %v, want the server's reason", err)
 	}
 }
 

@@ -39,6 +39,10 @@ type Server struct {
 type Options struct {
 	Users []string // user names; each gets the password "pw-" + name
 	TLS   bool     // serve TLS with a fresh self-signed certificate for 127.0.0.1
+	// OAuthIntrospection, when set, makes the server take XOAUTH2 and OAUTHBEARER as well: it
+	// POSTs each token to this URL (RFC 7662 introspection) and signs in the "username" the
+	// answer names, if the answer says "active": true.
+	OAuthIntrospection string
 	// Extra config lines appended to dovecot.conf.
 	Extra string
 }
@@ -109,6 +113,15 @@ func Start(t testing.TB, o Options) *Server {
 		t.Fatal(err)
 	}
 	os.Chmod(filepath.Join(dir, "home"), 0o777)
+	mechanisms, oauthPassdb := "plain login", ""
+	if o.OAuthIntrospection != "" {
+		ext := fmt.Sprintf("introspection_mode = post\nintrospection_url = %s\nusername_attribute = username\nactive_attribute = active\nactive_value = true\n", o.OAuthIntrospection)
+		if err := os.WriteFile(filepath.Join(dir, "oauth2.conf.ext"), []byte(ext), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mechanisms += " xoauth2 oauthbearer"
+		oauthPassdb = fmt.Sprintf("passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = %s/oauth2.conf.ext\n}\n", dir)
+	}
 	sslConf := "ssl = no\n"
 	tlsListener := ""
 	if o.TLS {
@@ -132,10 +145,11 @@ default_internal_user = %[3]s
 default_login_user = %[4]s
 first_valid_uid = 0
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = %[10]s
 %[5]s
-passdb {
+%[11]spassdb {
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%%u %[1]s/users
 }
 userdb {
@@ -177,7 +191,7 @@ service imap {
   process_limit = 200
 }
 %[9]s
-`, dir, port, internal, login, sslConf, uid, gid, tlsListener, o.Extra)
+`, dir, port, internal, login, sslConf, uid, gid, tlsListener, o.Extra, mechanisms, oauthPassdb)
 	confPath := filepath.Join(dir, "dovecot.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -33,6 +35,7 @@ type copyFlags struct {
 	folderMap, exclude, include       []string
 	connections                       int
 	dryRun, srcPwStdin, dstPwStdin    bool
+	srcTokenCmd, dstTokenCmd          string
 	deletions                         bool
 }
 
@@ -49,7 +52,10 @@ SRC and DST are URLs:
   imap://USER:PASSWORD@HOST:PORT/?security=tls|starttls|none&auth=plain|login|xoauth2&insecure_skip_verify=1
   m365://TENANT/USER@DOMAIN?client_id=APP&cloud=global|usgov|usgovdod|china&graph=URL&ca_cert=FILE&mailbox=primary|archive
 Passwords may instead come from FERRY_SRC_PASSWORD / FERRY_DST_PASSWORD, or standard input
-(--src-password-stdin, --dst-password-stdin; with both, the source's is the first line). For m365
+(--src-password-stdin, --dst-password-stdin; with both, the source's is the first line). With
+auth=xoauth2 the password is an OAuth access token; as tokens last about an hour,
+--src-token-cmd / --dst-token-cmd name a command (run by sh) that prints a fresh one, run at every
+sign-in, so that reconnects late in a long copy still sign in. For m365
 the "password" is the app's client secret, and the client id may come from FERRY_SRC_CLIENT_ID /
 FERRY_DST_CLIENT_ID. graph= points at another Graph host (the emulator, ferry sim), ca_cert= at the
 PEM certificate to trust for it. Between two m365 mailboxes items move in Exchange's full-fidelity
@@ -77,6 +83,8 @@ Exit codes: 0 everything is at the target; 3 something is missing or failed (see
 	fl.BoolVar(&f.deletions, "delete", false, "also delete at the target what was deleted at the source since it was copied")
 	fl.BoolVar(&f.srcPwStdin, "src-password-stdin", false, "read the source password from standard input")
 	fl.BoolVar(&f.dstPwStdin, "dst-password-stdin", false, "read the target password from standard input")
+	fl.StringVar(&f.srcTokenCmd, "src-token-cmd", "", "imap source: command printing a fresh OAuth access token, run at each sign-in (implies auth=xoauth2)")
+	fl.StringVar(&f.dstTokenCmd, "dst-token-cmd", "", "imap target: command printing a fresh OAuth access token, run at each sign-in (implies auth=xoauth2)")
 	return cmd
 }
 
@@ -88,6 +96,7 @@ type endpointURL struct {
 	user     string
 	password string
 	hasPW    bool
+	token    func(context.Context) (string, error) // from --src-token-cmd / --dst-token-cmd
 }
 
 func parseEndpointURL(raw, what string) (endpointURL, error) {
@@ -203,7 +212,46 @@ func (e endpointURL) side() connector.Side {
 	if e.kind == model.KindM365 {
 		return connector.Side{Endpoint: model.Endpoint{Name: e.settings.Tenant, Kind: e.kind, Settings: e.settings, Secret: &model.EndpointSecret{ClientSecret: e.password}}, Email: e.user, Login: e.user, Workload: e.workload}
 	}
-	return connector.Side{Endpoint: model.Endpoint{Kind: e.kind, Settings: e.settings}, Email: e.user, Login: e.user, Password: e.password}
+	return connector.Side{Endpoint: model.Endpoint{Kind: e.kind, Settings: e.settings}, Email: e.user, Login: e.user, Password: e.password, Token: e.token}
+}
+
+// tokenCommand makes cmd, when given, the endpoint's source of XOAUTH2 access tokens: it is run
+// by sh at every sign-in and prints the token, as mbsync's PassCmd does. Its standard error is
+// kept for the error message; the token itself is never shown.
+func tokenCommand(e *endpointURL, cmd, what string) error {
+	if cmd == "" {
+		return nil
+	}
+	if e.kind != model.KindIMAP {
+		return withCode(ExitUsage, fmt.Errorf("--%s-token-cmd is for imap:// endpoints (m365 signs in with the app's client secret)", what))
+	}
+	switch strings.ToLower(e.settings.Auth) {
+	case "":
+		e.settings.Auth = "xoauth2"
+	case "xoauth2":
+	default:
+		return withCode(ExitUsage, fmt.Errorf("--%s-token-cmd gives OAuth tokens, but the %s URL asks for auth=%s", what, what, e.settings.Auth))
+	}
+	e.token = func(ctx context.Context) (string, error) {
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		c := exec.CommandContext(ctx, "sh", "-c", cmd)
+		var stderr bytes.Buffer
+		c.Stderr = &stderr
+		out, err := c.Output()
+		if err != nil {
+			if msg := strings.TrimSpace(stderr.String()); msg != "" {
+				err = fmt.Errorf("%w: %s", err, msg)
+			}
+			return "", fmt.Errorf("--%s-token-cmd: %w", what, err)
+		}
+		tok, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+		if tok = strings.TrimSpace(tok); tok == "" {
+			return "", fmt.Errorf("--%s-token-cmd printed no token", what)
+		}
+		return tok, nil
+	}
+	return nil
 }
 
 func (e endpointURL) String() string {
@@ -221,6 +269,12 @@ func runCopy(ctx context.Context, g *globals, srcRaw, dstRaw string, f copyFlags
 	dst, err := parseEndpointURL(dstRaw, "DST")
 	if err != nil {
 		return withCode(ExitUsage, err)
+	}
+	if err := tokenCommand(&src, f.srcTokenCmd, "src"); err != nil {
+		return err
+	}
+	if err := tokenCommand(&dst, f.dstTokenCmd, "dst"); err != nil {
+		return err
 	}
 	if err := copyPasswords(g, &src, &dst, f); err != nil {
 		return err
@@ -317,6 +371,10 @@ func copyPasswords(g *globals, src, dst *endpointURL, f copyFlags) error {
 	}
 	take := func(e *endpointURL, stdin bool, env, what string) error {
 		switch {
+		case e.token != nil:
+			if stdin || e.hasPW {
+				return withCode(ExitUsage, fmt.Errorf("%s: give a password or --%s-token-cmd, not both", what, what))
+			}
 		case stdin:
 			if len(lines) == 0 || strings.TrimSpace(lines[0]) == "" {
 				return withCode(ExitUsage, fmt.Errorf("expected the %s password on standard input", what))

@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,6 +113,54 @@ func TestCopyCommand(t *testing.T) {
 	code, _, errs = run(t, "", "copy", strings.Replace(imapURL(src, "alice"), dovecot.Password("alice"), "wrong", 1), imapURL(dst, "alice"), "--state", state)
 	if code == 0 || !strings.Contains(errs, "sign-in as alice failed") {
 		t.Fatalf("wrong password: exit %d %s", code, errs)
+	}
+}
+
+// TestCopyTokenCommand signs in to the source with XOAUTH2 tokens from --src-token-cmd, which
+// Dovecot checks with the test's own token issuer: the command runs at every sign-in, its token
+// is never shown, and a failing command stops the copy with what it printed.
+func TestCopyTokenCommand(t *testing.T) {
+	issuer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]any{"active": r.PostFormValue("token") == "tok-ok", "username": "alice"})
+	}))
+	defer issuer.Close()
+	src := dovecot.Start(t, dovecot.Options{Users: []string{"alice"}, OAuthIntrospection: issuer.URL})
+	dst := dovecot.Start(t, dovecot.Options{Users: []string{"alice"}})
+	seed(t, dial(t, src), []string{"INBOX", "Archive", "Projekte"}, 30)
+	state := filepath.Join(t.TempDir(), "state.db")
+	calls := filepath.Join(t.TempDir(), "calls")
+	srcURL := fmt.Sprintf("imap://alice@%s/?security=none", src.Addr)
+
+	code, out, errs := run(t, "", "copy", srcURL, imapURL(dst, "alice"), "--state", state,
+		"--src-token-cmd", "echo call >> "+calls+"; echo tok-ok")
+	if code != 0 || !strings.Contains(out, "30 messages copied") {
+		t.Fatalf("copy with a token command: exit %d\n%s\n%s", code, out, errs)
+	}
+	if got, want := contents(t, dial(t, dst)), contents(t, dial(t, src)); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("target differs from source:\n%v\n%v", got, want)
+	}
+	data, _ := os.ReadFile(calls)
+	if n := strings.Count(string(data), "call"); n < 2 {
+		t.Fatalf("the token command ran %d times, want once per sign-in (at least the check at open and a folder's connection)", n)
+	}
+	if strings.Contains(out+errs, "tok-ok") {
+		t.Fatalf("the token was shown:\n%s\n%s", out, errs)
+	}
+	code, _, errs = run(t, "", "copy", srcURL, imapURL(dst, "alice"), "--state", state,
+		"--src-token-cmd", "echo 'refresh token expired' >&2; exit 1")
+	if code == 0 || !strings.Contains(errs, "--src-token-cmd: exit status 1: refresh token expired") {
+		t.Fatalf("failing token command: exit %d, stderr %q", code, errs)
+	}
+	for _, c := range []struct {
+		src, want string
+	}{
+		{srcURL + "&auth=plain", "--src-token-cmd gives OAuth tokens, but the src URL asks for auth=plain"},
+		{imapURL(src, "alice"), "src: give a password or --src-token-cmd, not both"},
+	} {
+		code, _, errs := run(t, "", "copy", c.src, imapURL(dst, "alice"), "--state", state, "--src-token-cmd", "echo tok-ok")
+		if code != ExitUsage || !strings.Contains(errs, c.want) {
+			t.Errorf("%s: exit %d, stderr %q; want %d and %q", c.src, code, errs, ExitUsage, c.want)
+		}
 	}
 }
 

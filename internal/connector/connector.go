@@ -21,6 +21,10 @@ type Side struct {
 	Email    string
 	Login    string // defaults to Email
 	Password string // per-item password; empty means use the endpoint's admin credentials
+	// Token, when set, gives a fresh OAuth access token for each sign-in (XOAUTH2), so a
+	// migration that outlives one token (about an hour at Google and Microsoft) can still
+	// reconnect. It is set only by the command line, which runs the administrator's command.
+	Token func(context.Context) (string, error)
 	// Workload is what is moved: the mailbox (the default) or its archive.
 	Workload model.Workload
 }

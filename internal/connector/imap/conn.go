@@ -40,12 +40,15 @@ type Config struct {
 	User, Password     string // for xoauth2 the password is the access token
 	Connections        int
 	HostConnections    int
+	// Token, when set, is asked for a fresh access token at every XOAUTH2 sign-in; Password is
+	// then unused.
+	Token func(context.Context) (string, error)
 }
 
 func configFor(s connector.Side) Config {
 	st := s.Endpoint.Settings
 	c := Config{Host: st.Host, Port: fmt.Sprint(st.Port), Security: st.Security, InsecureSkipVerify: st.InsecureSkipVerify,
-		CACert: st.CACert, Auth: st.Auth, User: s.Login, Password: s.Password, Connections: st.Connections, HostConnections: st.HostConnections}
+		CACert: st.CACert, Auth: st.Auth, User: s.Login, Password: s.Password, Token: s.Token, Connections: st.Connections, HostConnections: st.HostConnections}
 	if c.User == "" {
 		c.User = s.Email
 	}
@@ -147,7 +150,7 @@ func dial(ctx context.Context, cf Config) (*conn, error) {
 		}
 		return nil, fmt.Errorf("connect to %s: %w", cf.addr(), err)
 	}
-	if err := login(c, cf); err != nil {
+	if err := login(ctx, c, cf); err != nil {
 		c.Close()
 		release()
 		return nil, err
@@ -155,11 +158,14 @@ func dial(ctx context.Context, cf Config) (*conn, error) {
 	return &conn{c: c, release: release}, nil
 }
 
-func login(c *imapclient.Client, cf Config) error {
+func login(ctx context.Context, c *imapclient.Client, cf Config) error {
 	var err error
 	switch strings.ToLower(cf.Auth) {
 	case "xoauth2":
-		err = c.Authenticate(&xoauth2{user: cf.User, token: cf.Password})
+		var x *xoauth2
+		if x, err = cf.xoauth2(ctx); err == nil {
+			err = c.Authenticate(x)
+		}
 	case "login":
 		err = c.Login(cf.User, cf.Password).Wait()
 	case "plain", "":
@@ -179,6 +185,18 @@ func login(c *imapclient.Client, cf Config) error {
 
 // xoauth2 is Google's and Microsoft's SASL mechanism for OAuth 2.0 bearer tokens.
 type xoauth2 struct{ user, token string }
+
+// xoauth2 gives the mechanism for one sign-in, with a fresh token when there is a Token source.
+func (cf Config) xoauth2(ctx context.Context) (*xoauth2, error) {
+	if cf.Token == nil {
+		return &xoauth2{user: cf.User, token: cf.Password}, nil
+	}
+	tok, err := cf.Token(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("no access token: %w", err)
+	}
+	return &xoauth2{user: cf.User, token: tok}, nil
+}
 
 func (x *xoauth2) Start() (string, []byte, error) {
 	return "XOAUTH2", []byte("user=" + x.user + "\x01auth=Bearer " + x.token + "\x01\x01"), nil

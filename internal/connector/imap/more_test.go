@@ -1,12 +1,15 @@
 package imap_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -157,3 +160,41 @@ func TestXOAUTH2(t *testing.T) {
 }
 
 func openMailbox(c ferryimap.Config) (*ferryimap.Mailbox, error) { return ferryimap.Open(ctx, c) }
+
+// TestXOAUTH2TokenSource signs in with a token source, as a copy that outlives one access token
+// does: every sign-in asks for a fresh token, so a connection opened after the first token was
+// revoked still signs in, and a source that fails stops the sign-in with its reason.
+func TestXOAUTH2TokenSource(t *testing.T) {
+	var revoked sync.Map
+	issuer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok := r.PostFormValue("token")
+		_, gone := revoked.Load(tok)
+		json.NewEncoder(w).Encode(map[string]any{"active": strings.HasPrefix(tok, "tok-") && !gone, "username": "alice"})
+	}))
+	defer issuer.Close()
+	s := dovecot.Start(t, dovecot.Options{Users: []string{"alice"}, OAuthIntrospection: issuer.URL})
+	var issued atomic.Int32
+	c := cfg(s)
+	c.Auth, c.Password = "xoauth2", "not-used"
+	c.Token = func(context.Context) (string, error) { return fmt.Sprintf("tok-%d", issued.Add(1)), nil }
+	m, err := openMailbox(c)
+	if err != nil {
+		t.Fatalf("XOAUTH2 with a token source: %v", err)
+	}
+	defer m.Close()
+	for i := int32(1); i <= issued.Load(); i++ {
+		revoked.Store(fmt.Sprintf("tok-%d", i), true) // expired: only a fresh token signs in now
+	}
+	before := issued.Load()
+	putBatch(t, m, "fresh-token") // a batch connection signs in on its own
+	if got := snapshot(t, client(t, s), "INBOX"); len(got) != 1 {
+		t.Fatalf("target holds %d messages after a batch with a fresh token, want 1", len(got))
+	}
+	if issued.Load() <= before {
+		t.Fatalf("the batch connection signed in without asking for a token (%d issued before, %d after)", before, issued.Load())
+	}
+	c.Token = func(context.Context) (string, error) { return "", errors.New("refresh token expired") }
+	if _, err := openMailbox(c); err == nil || !strings.Contains(err.Error(), "no access token: refresh token expired") {
+		t.Fatalf("failing token source: %v", err)
+	}
+}

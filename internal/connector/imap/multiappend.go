@@ -185,7 +185,7 @@ func dialRaw(ctx context.Context, cf Config, caps imap.CapSet) (*rawConn, error)
 			return nil, err
 		}
 	}
-	if err := rc.login(cf, caps); err != nil {
+	if err := rc.login(ctx, cf, caps); err != nil {
 		rc.close()
 		return nil, connector.Classify(connector.Fatal, fmt.Errorf("%s: sign-in as %s failed: %w", cf.addr(), cf.User, err))
 	}
@@ -206,11 +206,15 @@ func (rc *rawConn) startTLS(tc *tls.Config) error {
 }
 
 // login signs in as the pool's connections do (see login in conn.go), with the same mechanisms.
-func (rc *rawConn) login(cf Config, caps imap.CapSet) error {
+func (rc *rawConn) login(ctx context.Context, cf Config, caps imap.CapSet) error {
 	var sc sasl.Client
 	switch strings.ToLower(cf.Auth) {
 	case "xoauth2":
-		sc = &xoauth2{user: cf.User, token: cf.Password}
+		x, err := cf.xoauth2(ctx)
+		if err != nil {
+			return err
+		}
+		sc = x
 	case "plain", "":
 		if caps.Has(imap.AuthCap(sasl.Plain)) {
 			sc = sasl.NewPlainClient("", cf.User, cf.Password)

@@ -92,17 +92,10 @@ func BenchmarkCopyVsMbsync(b *testing.B) {
 		time.Sleep(time.Second)
 		return src.CPU() - s0, dst.CPU() - d0
 	}
-	type result struct {
-		ferry, mbsync, delta             time.Duration
-		ferryCPU, mbsyncCPU              time.Duration
-		ferrySrc, ferryDst, mbSrc, mbDst time.Duration
-		peakKiB                          int64
-		mbIdentical                      int
-	}
-	var res []result
+	var res []roundResult
 	b.ResetTimer()
 	for i := range rounds {
-		var r result
+		var r roundResult
 		ferryDst := dovecot.Start(b, dovecot.Options{Users: []string{"alice"}})
 		mbsyncDst := dovecot.Start(b, dovecot.Options{Users: []string{"alice"}})
 		state := filepath.Join(b.TempDir(), "state.db")
@@ -131,31 +124,20 @@ func BenchmarkCopyVsMbsync(b *testing.B) {
 
 		// Verify Ferry's copy: every message byte-identical, with flags, keywords and internal date.
 		got := mailboxState(b, ferryDst)
-		identical := 0
-		for k, v := range want {
-			if got[k] == v {
-				identical++
-			}
-		}
-		if identical != len(want) || len(got) != len(want) {
+		if identical := countIdentical(want, got); identical != len(want) || len(got) != len(want) {
 			b.Fatalf("round %d: ferry: %d of %d messages identical (target holds %d)", i+1, identical, len(want), len(got))
 		}
-		mbGot := mailboxState(b, mbsyncDst)
-		for k, v := range want {
-			if mbGot[k] == v {
-				r.mbIdentical++
-			}
-		}
+		r.mbIdentical = countIdentical(want, mailboxState(b, mbsyncDst))
 		res = append(res, r)
 		b.Logf("round %d (%s first): ferry %s (cpu %s; dovecot %s + %s), delta %s, peak RSS %d MB; mbsync %s (cpu %s; dovecot %s + %s); ratio %.2f",
 			i+1, first, r.ferry.Round(time.Millisecond), r.ferryCPU.Round(10*time.Millisecond), r.ferrySrc.Round(10*time.Millisecond), r.ferryDst.Round(10*time.Millisecond),
 			r.delta.Round(time.Millisecond), r.peakKiB/1024,
 			r.mbsync.Round(time.Millisecond), r.mbsyncCPU.Round(10*time.Millisecond), r.mbSrc.Round(10*time.Millisecond), r.mbDst.Round(10*time.Millisecond),
-			r.ferry.Seconds()/r.mbsync.Seconds())
+			r.ratio())
 	}
 	b.StopTimer()
 
-	median := func(f func(result) float64) float64 {
+	median := func(f func(roundResult) float64) float64 {
 		v := make([]float64, len(res))
 		for i, r := range res {
 			v[i] = f(r)
@@ -171,28 +153,28 @@ func BenchmarkCopyVsMbsync(b *testing.B) {
 	var peakKiB int64
 	mbIdentical := len(want)
 	for i, r := range res {
-		ratios[i] = r.ferry.Seconds() / r.mbsync.Seconds()
+		ratios[i] = r.ratio()
 		worstDelta, peakKiB = max(worstDelta, r.delta), max(peakKiB, r.peakKiB)
 		mbIdentical = min(mbIdentical, r.mbIdentical)
 	}
-	ratio := median(func(r result) float64 { return r.ferry.Seconds() / r.mbsync.Seconds() })
+	ratio := median(roundResult.ratio)
 	b.ReportMetric(ratio, "ratio")
 	b.ReportMetric(slices.Min(ratios), "ratio-min")
 	b.ReportMetric(slices.Max(ratios), "ratio-max")
-	b.ReportMetric(median(func(r result) float64 { return r.ferry.Seconds() }), "ferry-full-s")
-	b.ReportMetric(median(func(r result) float64 { return r.mbsync.Seconds() }), "mbsync-full-s")
+	b.ReportMetric(median(func(r roundResult) float64 { return r.ferry.Seconds() }), "ferry-full-s")
+	b.ReportMetric(median(func(r roundResult) float64 { return r.mbsync.Seconds() }), "mbsync-full-s")
 	b.ReportMetric(worstDelta.Seconds(), "ferry-delta-max-s")
 	b.ReportMetric(float64(peakKiB)/1024, "ferry-peak-rss-MB")
-	b.ReportMetric(median(func(r result) float64 { return r.ferryCPU.Seconds() }), "ferry-cpu-s")
-	b.ReportMetric(median(func(r result) float64 { return r.mbsyncCPU.Seconds() }), "mbsync-cpu-s")
+	b.ReportMetric(median(func(r roundResult) float64 { return r.ferryCPU.Seconds() }), "ferry-cpu-s")
+	b.ReportMetric(median(func(r roundResult) float64 { return r.mbsyncCPU.Seconds() }), "mbsync-cpu-s")
 	// Each server's share, to tell which side a difference comes from.
-	b.ReportMetric(median(func(r result) float64 { return r.ferrySrc.Seconds() }), "src-dovecot-cpu-s-under-ferry")
-	b.ReportMetric(median(func(r result) float64 { return r.ferryDst.Seconds() }), "dst-dovecot-cpu-s-under-ferry")
-	b.ReportMetric(median(func(r result) float64 { return r.mbSrc.Seconds() }), "src-dovecot-cpu-s-under-mbsync")
-	b.ReportMetric(median(func(r result) float64 { return r.mbDst.Seconds() }), "dst-dovecot-cpu-s-under-mbsync")
+	b.ReportMetric(median(func(r roundResult) float64 { return r.ferrySrc.Seconds() }), "src-dovecot-cpu-s-under-ferry")
+	b.ReportMetric(median(func(r roundResult) float64 { return r.ferryDst.Seconds() }), "dst-dovecot-cpu-s-under-ferry")
+	b.ReportMetric(median(func(r roundResult) float64 { return r.mbSrc.Seconds() }), "src-dovecot-cpu-s-under-mbsync")
+	b.ReportMetric(median(func(r roundResult) float64 { return r.mbDst.Seconds() }), "dst-dovecot-cpu-s-under-mbsync")
 	// The run is CPU-bound and the two Dovecots share the machine's cores with the client: no
 	// client can finish before the servers' own CPU, spread over every core, is spent.
-	b.ReportMetric(median(func(r result) float64 {
+	b.ReportMetric(median(func(r roundResult) float64 {
 		return (r.ferrySrc + r.ferryDst).Seconds() / float64(runtime.NumCPU()) / r.mbsync.Seconds()
 	}), "servers-cpu-floor-ratio")
 	b.ReportMetric(100, "ferry-identical-%") // every round checked above, or the benchmark failed
@@ -200,6 +182,28 @@ func BenchmarkCopyVsMbsync(b *testing.B) {
 	b.Logf("%d messages in %d folders, %d rounds; median ratio %.2f (%.2f-%.2f); worst delta %s; peak RSS %d MB; identical: ferry %d/%d every round, mbsync %d/%d in its worst round",
 		len(want), folders, len(res), ratio, slices.Min(ratios), slices.Max(ratios),
 		worstDelta.Round(time.Millisecond), peakKiB/1024, len(want), len(want), mbIdentical, len(want))
+}
+
+// roundResult is what one round of BenchmarkCopyVsMbsync measured.
+type roundResult struct {
+	ferry, mbsync, delta             time.Duration
+	ferryCPU, mbsyncCPU              time.Duration
+	ferrySrc, ferryDst, mbSrc, mbDst time.Duration // source and target Dovecots' CPU under each tool
+	peakKiB                          int64
+	mbIdentical                      int
+}
+
+func (r roundResult) ratio() float64 { return r.ferry.Seconds() / r.mbsync.Seconds() }
+
+// countIdentical counts the messages of want that got holds with the same hash, flags and date.
+func countIdentical(want, got map[string]string) int {
+	n := 0
+	for k, v := range want {
+		if got[k] == v {
+			n++
+		}
+	}
+	return n
 }
 
 // pageReporting describes the guest's free page reporting settings, if the kernel has them: on a

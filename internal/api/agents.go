@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/ferry-migrate/ferry/internal/auth"
-	"github.com/ferry-migrate/ferry/internal/engine"
 	"github.com/ferry-migrate/ferry/internal/model"
 )
 
@@ -30,13 +29,9 @@ func (s *Server) createAgentToken(w http.ResponseWriter, r *http.Request, p auth
 	if err := validName("name", req.Name); err != nil {
 		return err
 	}
-	ttl := 30 * 24 * time.Hour
-	if req.Expires != "" {
-		d, err := engine.ParseAge(req.Expires)
-		if err != nil || d <= 0 {
-			return badRequest("expires: want a duration like 30d or 12h, got %q", req.Expires)
-		}
-		ttl = d
+	ttl, err := lifetime(req.Expires, 30*24*time.Hour, auth.MaxTokenLifetime)
+	if err != nil {
+		return err
 	}
 	prj, err := s.projectFor(r, p, model.RoleManager)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -34,7 +35,14 @@ type Server struct {
 	// agentDir holds agent binaries for packages; certSHA256 pins the server's certificate.
 	agentDir, certSHA256 string
 	updateKey            ed25519.PublicKey
+	// trusted are the reverse proxies whose X-Forwarded-For names the client.
+	trusted []netip.Prefix
 }
+
+// SetTrustedProxies names the reverse proxies whose X-Forwarded-For and X-Forwarded-Proto headers
+// are believed. From any other peer they are ignored, so a client cannot pick the address the
+// sign-in limiter counts it under.
+func (s *Server) SetTrustedProxies(prefixes []netip.Prefix) { s.trusted = prefixes }
 
 // access says who may call a route. Role checks on workgroup and project objects happen in the
 // handler, against the object's workgroup, because only the handler knows which object it is.
@@ -68,7 +76,17 @@ func New(st *store.Store, au *auth.Service, eng *engine.Engine, log *slog.Logger
 }
 
 // Handler returns the HTTP handler; other packages (the console) may mount beside it.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		if r.TLS != nil || s.forwardedHTTPS(r) {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		s.mux.ServeHTTP(w, r)
+	})
+}
 
 // Mux exposes the mux so the console can add its pages.
 func (s *Server) Mux() *http.ServeMux { return s.mux }
@@ -149,6 +167,7 @@ func badRequest(format string, args ...any) error {
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var he *httpError
 	var rl *auth.RateLimitError
+	var busy *auth.BusyError
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &he):
@@ -156,6 +175,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &rl):
 		w.Header().Set("Retry-After", fmt.Sprint(int(rl.RetryAfter.Seconds())+1))
 		problem(w, http.StatusTooManyRequests, err.Error(), nil)
+	case errors.As(err, &busy):
+		w.Header().Set("Retry-After", fmt.Sprint(int(busy.RetryAfter.Seconds())))
+		problem(w, http.StatusServiceUnavailable, err.Error(), nil)
 	case errors.Is(err, auth.ErrUnauthenticated), errors.Is(err, auth.ErrBadCredentials):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ferry"`)
 		problem(w, http.StatusUnauthorized, err.Error(), nil)
@@ -163,7 +185,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		problem(w, http.StatusForbidden, err.Error(), nil)
 	case errors.Is(err, store.ErrNotFound):
 		problem(w, http.StatusNotFound, err.Error(), nil)
-	case errors.Is(err, store.ErrConflict):
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrAmbiguous):
 		problem(w, http.StatusConflict, err.Error(), nil)
 	case errors.Is(err, store.ErrNothingToDo):
 		problem(w, http.StatusConflict, err.Error(), nil)
@@ -192,30 +214,71 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return json.NewEncoder(w).Encode(v)
 }
 
-// decode reads a JSON body strictly: unknown fields are an error naming them, so typos do not pass
-// silently.
+// decode reads a JSON body strictly: one value, and unknown fields are an error naming them, so
+// typos do not pass silently.
 func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return badRequest("request body is empty; expected JSON")
+	err := dec.Decode(v)
+	if err == nil {
+		if _, err = dec.Token(); err == io.EOF {
+			return nil
+		} else if err == nil {
+			return badRequest("invalid JSON body: data after the first JSON value")
 		}
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
-		}
-		return badRequest("invalid JSON body: %v", err)
 	}
-	return nil
+	if errors.Is(err, io.EOF) {
+		return badRequest("request body is empty; expected JSON")
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return err
+	}
+	return badRequest("invalid JSON body: %v", err)
 }
 
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+// clientAddr is the address of the client: the peer, or, when the peer is a trusted proxy, the
+// nearest address in X-Forwarded-For that is not one of the trusted proxies.
+func (s *Server) clientAddr(r *http.Request) string {
+	peer := peerAddr(r)
+	if !s.isTrusted(peer) {
+		return peer.String()
 	}
-	return host
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a garbled hop: trust nothing to its left
+		}
+		if !s.isTrusted(a) {
+			return a.Unmap().String()
+		}
+	}
+	return peer.String()
+}
+
+// forwardedHTTPS says whether a trusted proxy says the client reached it over HTTPS.
+func (s *Server) forwardedHTTPS(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") && s.isTrusted(peerAddr(r))
+}
+
+func (s *Server) isTrusted(a netip.Addr) bool {
+	for _, p := range s.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func peerAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		a, _ := netip.ParseAddr(host)
+		return a.Unmap()
+	}
+	return ap.Addr().Unmap()
 }
 
 func splitList(s string) []string {

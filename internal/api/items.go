@@ -74,6 +74,9 @@ type ImportResponse struct {
 	Lines int `json:"lines"`
 }
 
+// maxListedErrors is how many bad lines a rejected CSV's answer lists.
+const maxListedErrors = 100
+
 func (s *Server) importItems(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	prj, err := s.projectFor(r, p, model.RoleManager)
 	if err != nil {
@@ -82,14 +85,16 @@ func (s *Server) importItems(w http.ResponseWriter, r *http.Request, p auth.Prin
 	rows, err := itemcsv.Parse(r.Body)
 	var ce *itemcsv.Error
 	if errors.As(err, &ce) {
-		lines := make([]map[string]any, len(ce.Lines))
-		for i, l := range ce.Lines {
-			lines[i] = map[string]any{"line": l.Line, "reason": l.Reason}
+		// The first maxListedErrors bad lines, and how many there are: a file of 100,000 bad
+		// lines must not get a 10 MB answer.
+		lines := make([]map[string]any, min(len(ce.Lines), maxListedErrors))
+		for i := range lines {
+			lines[i] = map[string]any{"line": ce.Lines[i].Line, "reason": ce.Lines[i].Reason}
 		}
 		s.st.Event(r.Context(), model.Event{Actor: p.Name(), Object: "project/" + prj.ID, Action: "items.import", Outcome: "rejected",
 			Detail: fmt.Sprintf("%d bad lines", len(ce.Lines))})
 		return &httpError{status: http.StatusUnprocessableEntity, detail: fmt.Sprintf("CSV rejected, nothing imported: %d bad lines", len(ce.Lines)),
-			ext: map[string]any{"errors": lines}}
+			ext: map[string]any{"errors": lines, "errors_total": len(ce.Lines)}}
 	} else if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -375,15 +380,17 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, p auth.Princ
 	object := r.URL.Query().Get("object")
 	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
 	if !p.User.Admin {
-		// Non-administrators read the trail of one project they can see.
+		// Non-administrators read the trail of one project they can see, by its id alone.
 		id, ok := strings.CutPrefix(object, "project/")
 		if !ok || id == "" {
 			return errStatus(http.StatusForbidden, "only administrators may read the whole audit trail; pass object=project/<id>")
 		}
 		r.SetPathValue("id", id)
-		if _, err := s.projectFor(r, p, model.RoleReader); err != nil {
+		prj, err := s.projectFor(r, p, model.RoleReader)
+		if err != nil {
 			return err
 		}
+		object = "project/" + prj.ID
 	}
 	evs, err := s.st.Events(r.Context(), object, limit)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"net/http"
 	"regexp"
 	"strings"
@@ -71,6 +72,29 @@ type customerRequest struct {
 	Name      string `json:"name"`
 	Domain    string `json:"domain"`
 	Workgroup string `json:"workgroup,omitempty"`
+}
+
+// hostRE is a host name, an IPv4 address, or an IPv6 address with or without brackets: no spaces,
+// no control characters, nothing that could end a protocol line.
+var hostRE = regexp.MustCompile(`^(?:[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})|\[?[0-9A-Fa-f:.]+\]?)$`)
+
+// validHost checks settings.host: for m365 endpoints an https URL (a national cloud's or the
+// emulator's Graph), for every other kind a host name or address.
+func validHost(kind model.EndpointKind, host string) error {
+	if host == "" {
+		return nil
+	}
+	if kind == model.KindM365 {
+		u, err := url.Parse(host)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || !hostRE.MatchString(u.Hostname()) || strings.ContainsAny(host, " \t") {
+			return badRequest("settings.host %q is not an http(s) URL of a Graph host", host)
+		}
+		return nil
+	}
+	if !hostRE.MatchString(host) {
+		return badRequest("settings.host %q is not a host name or IP address", host)
+	}
+	return nil
 }
 
 var domainRE = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$`)
@@ -147,6 +171,15 @@ func validateEndpoint(req *endpointRequest) error {
 			return badRequest("an m365 endpoint needs settings.tenant and settings.client_id")
 		}
 	}
+	if err := validHost(kind, st.Host); err != nil {
+		return err
+	}
+	for field, v := range map[string]string{"settings.tenant": st.Tenant, "settings.client_id": st.ClientID, "settings.admin_user": st.AdminUser,
+		"settings.auth": st.Auth, "settings.cloud": st.Cloud, "settings.mailbox_api": st.MailboxAPI} {
+		if err := noControl(field, v); err != nil {
+			return err
+		}
+	}
 	for i, d := range req.Domains {
 		req.Domains[i] = strings.ToLower(strings.TrimSpace(d))
 		if !domainRE.MatchString(req.Domains[i]) {
@@ -182,16 +215,27 @@ func (s *Server) endpointFor(r *http.Request, p auth.Principal, min model.Role) 
 	if err != nil {
 		return model.Endpoint{}, err
 	}
+	// An id names one endpoint; a name may be taken in several of the caller's workgroups, and then
+	// it names none.
+	var found []model.Endpoint
 	for _, wg := range ids {
 		e, err := s.st.Endpoint(r.Context(), wg, r.PathValue("id"))
-		if err == nil && contains(ids, e.WorkgroupID) {
+		if err == nil && e.ID == r.PathValue("id") {
 			return e, s.auth.Require(r.Context(), p, e.WorkgroupID, min)
 		}
-		if err != nil && !store.IsNotFound(err) {
+		if err == nil {
+			found = append(found, e)
+		} else if !store.IsNotFound(err) {
 			return e, err
 		}
 	}
-	return model.Endpoint{}, fmt.Errorf("endpoint %q: %w", r.PathValue("id"), store.ErrNotFound)
+	switch len(found) {
+	case 0:
+		return model.Endpoint{}, fmt.Errorf("endpoint %q: %w", r.PathValue("id"), store.ErrNotFound)
+	case 1:
+		return found[0], s.auth.Require(r.Context(), p, found[0].WorkgroupID, min)
+	}
+	return model.Endpoint{}, fmt.Errorf("%w: endpoints named %q are in more than one of your workgroups; use the endpoint's id", store.ErrAmbiguous, r.PathValue("id"))
 }
 
 func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request, p auth.Principal) error {

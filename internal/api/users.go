@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/ferry-migrate/ferry/internal/auth"
 	"github.com/ferry-migrate/ferry/internal/engine"
@@ -16,7 +17,11 @@ type loginRequest struct {
 	Password string `json:"password"`
 }
 
+// maxSignInBody is the most a sign-in request may send: a name and a password, with room to spare.
+const maxSignInBody = 4 << 10
+
 func (s *Server) login(w http.ResponseWriter, r *http.Request, _ auth.Principal) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxSignInBody)
 	var req loginRequest
 	if err := decode(r, &req); err != nil {
 		return err
@@ -24,7 +29,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ auth.Principal)
 	if req.Username == "" || req.Password == "" {
 		return badRequest("username and password are required")
 	}
-	u, err := s.auth.Login(r.Context(), req.Username, req.Password, clientAddr(r))
+	u, err := s.auth.Login(r.Context(), req.Username, req.Password, s.clientAddr(r))
 	if err != nil {
 		return err
 	}
@@ -97,12 +102,12 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p auth.Prin
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	if strings.TrimSpace(req.Name) == "" {
-		return badRequest("a token needs a name")
+	if err := validName("name", req.Name); err != nil {
+		return err
 	}
-	ttl, err := engine.ParseAge(req.Expires)
+	ttl, err := lifetime(req.Expires, auth.MaxTokenLifetime, auth.MaxTokenLifetime)
 	if err != nil {
-		return badRequest("expires: %v", err)
+		return err
 	}
 	plain, t, err := s.auth.CreateToken(r.Context(), p.User, req.Name, ttl)
 	if err != nil {
@@ -213,6 +218,14 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, p auth.Princ
 			return err
 		}
 		if err := s.st.SetUserPassword(r.Context(), u.ID, hash); err != nil {
+			return err
+		}
+		// A new password ends every session and token made with the old one, but the caller's own.
+		keepSession := ""
+		if p.Session != nil {
+			keepSession = p.Session.ID
+		}
+		if err := s.st.EndCredentials(r.Context(), u.ID, keepSession, p.TokenID); err != nil {
 			return err
 		}
 	}
@@ -349,12 +362,34 @@ func validName(field, v string) error {
 	if len(v) > 200 {
 		return badRequest("%s is longer than 200 characters", field)
 	}
+	return noControl(field, v)
+}
+
+// noControl refuses control characters (a CR/LF stored in a name or setting would end up in a
+// log line or a protocol command).
+func noControl(field, v string) error {
 	for _, c := range v {
-		if c < 0x20 || c == 0x7f {
+		if c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) {
 			return badRequest("%s contains a control character", field)
 		}
 	}
 	return nil
+}
+
+// lifetime parses a token's "expires" ("30d", "12h"): empty is def; zero, negative and more than
+// most are refused.
+func lifetime(expires string, def, most time.Duration) (time.Duration, error) {
+	if strings.TrimSpace(expires) == "" {
+		return def, nil
+	}
+	d, err := engine.ParseAge(expires)
+	if err != nil || d <= 0 {
+		return 0, badRequest("expires: want a duration like 30d or 12h, got %q", expires)
+	}
+	if d > most {
+		return 0, badRequest("expires: %q is longer than the %dd a token may live", expires, most/(24*time.Hour))
+	}
+	return d, nil
 }
 
 func nonNil[T any](xs []T) []T {

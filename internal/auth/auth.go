@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -29,9 +30,15 @@ func (p Principal) Name() string { return p.User.Username }
 
 // Service authenticates against the store.
 type Service struct {
-	st      *store.Store
-	limiter *LoginLimiter
-	now     func() time.Time
+	st *store.Store
+	// Failed sign-ins are limited per user and address together, per user from any address (many
+	// addresses guessing one password) and per address for any user (one address trying many).
+	pairs, users, addrs *LoginLimiter
+	// hashing bounds the password checks running at once: each takes 19 MiB, so without a bound
+	// a flood of sign-ins, unknown users included, is a flood of memory.
+	hashing  chan struct{}
+	hashWait time.Duration
+	now      func() time.Time
 }
 
 // SessionCookie is the console's session cookie.
@@ -48,6 +55,13 @@ var (
 	ErrForbidden       = errors.New("your role does not allow this")
 )
 
+// BusyError means every password-check slot stayed taken for as long as a sign-in may wait.
+type BusyError struct{ RetryAfter time.Duration }
+
+func (e *BusyError) Error() string {
+	return "too many sign-ins at once; try again in a moment"
+}
+
 // RateLimitError says how long to wait.
 type RateLimitError struct{ RetryAfter time.Duration }
 
@@ -56,10 +70,32 @@ func (e *RateLimitError) Error() string {
 }
 func (e *RateLimitError) Unwrap() error { return ErrRateLimited }
 
-// New returns a Service. Five failed sign-ins per user and client address in 15 minutes lock further
-// attempts until the oldest failure ages out.
+// Sign-in limits: failures allowed in LoginWindow per user and address, per user, and per
+// address, before further attempts wait for the oldest failure to age out.
+const (
+	LoginWindow      = 15 * time.Minute
+	MaxFailsUserAddr = 5
+	MaxFailsUser     = 20
+	MaxFailsAddr     = 50
+)
+
+// A sign-in waits at most hashWait for a password-check slot; there are as many slots as CPUs,
+// at least two.
+const hashWait = 3 * time.Second
+
+// MaxTokenLifetime is the longest an API token may live, and the lifetime of one created without
+// an expiry.
+const MaxTokenLifetime = 365 * 24 * time.Hour
+
+// New returns a Service.
 func New(st *store.Store) *Service {
-	return &Service{st: st, limiter: NewLoginLimiter(5, 15*time.Minute, nil), now: time.Now}
+	return &Service{st: st,
+		pairs:    NewLoginLimiter(MaxFailsUserAddr, LoginWindow, nil),
+		users:    NewLoginLimiter(MaxFailsUser, LoginWindow, nil),
+		addrs:    NewLoginLimiter(MaxFailsAddr, LoginWindow, nil),
+		hashing:  make(chan struct{}, max(2, runtime.NumCPU())),
+		hashWait: hashWait,
+		now:      time.Now}
 }
 
 // Bootstrap creates the admin user and the default workgroup on first start. It returns the
@@ -92,38 +128,66 @@ func (s *Service) Bootstrap(ctx context.Context, envPassword string) (generated 
 	return generated, s.st.Event(ctx, model.Event{Actor: "system", Object: "user/" + u.ID, Action: "user.bootstrap", Outcome: "ok"})
 }
 
-// Login checks a password, rate-limited per user name and client address.
+// Login checks a password, rate-limited per user name and client address. The attempt is counted
+// before the password is hashed, and the hash waits for one of a bounded number of slots.
 func (s *Service) Login(ctx context.Context, username, password, clientAddr string) (model.User, error) {
-	key := strings.ToLower(username) + "|" + clientAddr
-	if ok, wait := s.limiter.Allow(key); !ok {
-		return model.User{}, &RateLimitError{RetryAfter: wait}
+	user := strings.ToLower(username)
+	keys := []struct {
+		l   *LoginLimiter
+		key string
+	}{{s.pairs, user + "|" + clientAddr}, {s.users, user}, {s.addrs, clientAddr}}
+	for i, k := range keys {
+		if ok, wait := k.l.Reserve(k.key); !ok {
+			for _, r := range keys[:i] {
+				r.l.Release(r.key, false)
+			}
+			return model.User{}, &RateLimitError{RetryAfter: wait}
+		}
 	}
-	u, err := s.st.UserByName(ctx, username)
-	if err != nil && !store.IsNotFound(err) {
+	ok, u, err := s.checkPassword(ctx, username, password)
+	for _, k := range keys {
+		k.l.Release(k.key, err == nil && !ok)
+	}
+	if err != nil {
 		return model.User{}, err
 	}
-	ok := false
-	if err == nil && !u.Disabled {
-		ok, err = VerifyPassword(u.PasswordHash, password)
-		if err != nil {
-			return model.User{}, err
-		}
-	} else {
-		// Spend the same time on unknown users so timing does not reveal which names exist.
-		VerifyPassword(dummyHash(), password)
-	}
 	outcome := "ok"
-	if !ok {
-		outcome = "denied"
-		s.limiter.Fail(key)
+	if ok {
+		s.pairs.Succeed(keys[0].key)
+		s.users.Succeed(keys[1].key) // not the address: one good account must not reset a spray
 	} else {
-		s.limiter.Succeed(key)
+		outcome = "denied"
 	}
 	s.st.Event(ctx, model.Event{Actor: username, Object: "user/" + u.ID, Action: "login", Outcome: outcome, Detail: clientAddr})
 	if !ok {
 		return model.User{}, ErrBadCredentials
 	}
 	return u, nil
+}
+
+// checkPassword looks the user up and checks the password in a hashing slot.
+func (s *Service) checkPassword(ctx context.Context, username, password string) (bool, model.User, error) {
+	u, err := s.st.UserByName(ctx, username)
+	if err != nil && !store.IsNotFound(err) {
+		return false, model.User{}, err
+	}
+	wait := time.NewTimer(s.hashWait)
+	defer wait.Stop()
+	select {
+	case s.hashing <- struct{}{}:
+		defer func() { <-s.hashing }()
+	case <-wait.C:
+		return false, model.User{}, &BusyError{RetryAfter: time.Second}
+	case <-ctx.Done():
+		return false, model.User{}, ctx.Err()
+	}
+	if err == nil && !u.Disabled {
+		ok, err := VerifyPassword(u.PasswordHash, password)
+		return ok, u, err
+	}
+	// Spend the same time on unknown users so timing does not reveal which names exist.
+	VerifyPassword(dummyHash(), password)
+	return false, u, nil
 }
 
 // dummyHash is made on first use: as a package variable it cost every ferry process, even a

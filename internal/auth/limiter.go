@@ -8,8 +8,10 @@ import (
 // limiterPruneAt is the number of keys past which Fail sweeps out keys with no recent failures.
 const limiterPruneAt = 1024
 
-// LoginLimiter counts failed sign-ins per key (e.g. user name and client address) in memory.
-// It is safe for concurrent use.
+// LoginLimiter counts failed sign-ins per key (a user name, a client address, or both) in memory.
+// An attempt is reserved before the password is checked and settled after, so attempts that run
+// at once count against the allowance together: sixty concurrent guesses cannot all pass a check
+// made before any of them failed. It is safe for concurrent use.
 type LoginLimiter struct {
 	max    int
 	window time.Duration
@@ -17,6 +19,7 @@ type LoginLimiter struct {
 
 	mu        sync.Mutex
 	failures  map[string][]time.Time // per key, oldest first, at most max entries
+	inflight  map[string]int         // per key, attempts reserved and not yet released
 	nextPrune int
 }
 
@@ -32,27 +35,49 @@ func NewLoginLimiter(maxFails int, window time.Duration, now func() time.Time) *
 		window:    window,
 		now:       now,
 		failures:  make(map[string][]time.Time),
+		inflight:  make(map[string]int),
 		nextPrune: limiterPruneAt,
 	}
 }
 
-// Allow reports whether an attempt for key may proceed; if not, how long until it may.
-func (l *LoginLimiter) Allow(key string) (ok bool, retryAfter time.Duration) {
+// inflightRetry is what a caller refused only because of attempts still running is told to wait:
+// they settle within one password check.
+const inflightRetry = time.Second
+
+// Reserve takes an attempt for key if its recent failures and the attempts still running leave
+// room; if not, it says how long until there may be. A reserved attempt must be Released.
+func (l *LoginLimiter) Reserve(key string) (ok bool, retryAfter time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	f := l.recent(key, now)
-	if len(f) < l.max {
-		return true, 0
+	if len(f) >= l.max {
+		// Only the newest max failures are kept, so the oldest kept one is the one that must age out.
+		return false, f[0].Add(l.window).Sub(now)
 	}
-	// Only the newest max failures are kept, so the oldest kept one is the one that must age out.
-	return false, f[0].Add(l.window).Sub(now)
+	if len(f)+l.inflight[key] >= l.max {
+		return false, inflightRetry
+	}
+	l.inflight[key]++
+	return true, 0
 }
 
-// Fail records a failed attempt for key.
-func (l *LoginLimiter) Fail(key string) {
+// Release ends an attempt Reserve took, recording a failure if it failed.
+func (l *LoginLimiter) Release(key string, failed bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if n := l.inflight[key] - 1; n > 0 {
+		l.inflight[key] = n
+	} else {
+		delete(l.inflight, key)
+	}
+	if failed {
+		l.fail(key)
+	}
+}
+
+// fail records a failed attempt for key. Callers hold l.mu.
+func (l *LoginLimiter) fail(key string) {
 	now := l.now()
 	f := append(l.recent(key, now), now)
 	if len(f) > l.max {

@@ -137,7 +137,11 @@ source_email already exists update that item.`,
 				for _, l := range p.Errors {
 					fmt.Fprintf(g.stderr, "%s:%d: %s\n", args[1], l.Line, l.Reason)
 				}
-				return withCode(ExitIncomplete, fmt.Errorf("%s: %d bad lines; nothing was imported", args[1], len(p.Errors)))
+				total := max(p.ErrorsTotal, len(p.Errors))
+				if total > len(p.Errors) {
+					fmt.Fprintf(g.stderr, "%s: and %d more bad lines\n", args[1], total-len(p.Errors))
+				}
+				return withCode(ExitIncomplete, fmt.Errorf("%s: %d bad lines; nothing was imported", args[1], total))
 			} else if err != nil {
 				return err
 			}

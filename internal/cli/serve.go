@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,6 +39,9 @@ type ServeOptions struct {
 	TLSCert, TLSKey        string // PEM files; both set = serve HTTPS
 	AgentDir               string // agent binaries for packages; default <data>/agents
 	AdminPassword          string // the first admin's password; default FERRY_ADMIN_PASSWORD or generated
+	// TrustedProxies are the reverse proxies (addresses or CIDR prefixes) whose X-Forwarded-For
+	// and X-Forwarded-Proto are believed.
+	TrustedProxies []string
 	// Ready, if set, receives the bound address once the server listens (tests use port 0).
 	Ready func(addr string)
 }
@@ -67,8 +72,30 @@ FERRY_ADMIN_PASSWORD sets the first admin's password (otherwise one is generated
 	f.StringVar(&o.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain); needs --tls-key")
 	f.StringVar(&o.TLSKey, "tls-key", "", "the PEM private key of --tls-cert")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringSliceVar(&o.TrustedProxies, "trusted-proxies", nil, "reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For names the client; none by default")
 	f.StringVar(&o.AgentDir, "agent-dir", "", "directory of agent binaries (ferry-agent-windows-amd64.exe…) that agent packages carry; default <data>/agents")
 	return cmd
+}
+
+// parsePrefixes reads addresses ("10.0.0.5") and CIDR prefixes ("10.0.0.0/24").
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an IP address nor a CIDR prefix", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 // certPin is the hex SHA-256 of the first certificate in a PEM file: what agent packages pin.
@@ -102,6 +129,10 @@ func Serve(ctx context.Context, o ServeOptions, out interface{ Write([]byte) (in
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if (o.TLSCert == "") != (o.TLSKey == "") {
 		return withCode(ExitUsage, errors.New("--tls-cert and --tls-key go together"))
+	}
+	proxies, err := parsePrefixes(o.TrustedProxies)
+	if err != nil {
+		return withCode(ExitUsage, fmt.Errorf("--trusted-proxies: %w", err))
 	}
 	if o.Database == "" {
 		unlock, err := store.LockDir(o.Data)
@@ -142,6 +173,7 @@ func Serve(ctx context.Context, o ServeOptions, out interface{ Write([]byte) (in
 		return err
 	}
 	apiSrv := api.New(st, au, eng, log)
+	apiSrv.SetTrustedProxies(proxies)
 	agentDir, pin := o.AgentDir, ""
 	if agentDir == "" {
 		agentDir = filepath.Join(o.Data, "agents")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -66,5 +67,19 @@ func TestServeTLS(t *testing.T) {
 
 	if err := Serve(context.Background(), ServeOptions{Data: filepath.Join(dir, "x"), Listen: "127.0.0.1:0", TLSCert: cert}, io.Discard); err == nil || !strings.Contains(err.Error(), "--tls-cert and --tls-key go together") {
 		t.Errorf("--tls-cert alone: %v", err)
+	}
+}
+
+func TestTrustedProxiesFlag(t *testing.T) {
+	got, err := parsePrefixes([]string{"10.0.0.5", " 192.168.1.7/24", "::ffff:127.0.0.1", "fd00::/8", ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[10.0.0.5/32 192.168.1.0/24 127.0.0.1/32 fd00::/8]" {
+		t.Fatalf("parsePrefixes = %v", got)
+	}
+	err = Serve(context.Background(), ServeOptions{Data: t.TempDir(), Listen: "127.0.0.1:0", TrustedProxies: []string{"proxy.example"}}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `--trusted-proxies: "proxy.example" is neither an IP address nor a CIDR prefix`) {
+		t.Fatalf("a host name as trusted proxy: %v", err)
 	}
 }

@@ -97,7 +97,16 @@ func scanEndpoint(row interface{ Scan(...any) error }) (model.Endpoint, string, 
 
 // Endpoint looks an endpoint up by id, or by name within a workgroup. Credentials stay sealed.
 func (s *Store) Endpoint(ctx context.Context, workgroupID, idOrName string) (model.Endpoint, error) {
-	e, _, err := scanEndpoint(s.db.QueryRowContext(ctx, s.q(`SELECT `+endpointCols+` FROM endpoints WHERE id = ? OR (workgroup_id = ? AND name = ?)`), idOrName, workgroupID, idOrName))
+	if workgroupID == "" {
+		e, _, err := scanEndpoint(s.db.QueryRowContext(ctx, s.q(`SELECT `+endpointCols+` FROM endpoints WHERE id = ?`), idOrName))
+		return e, err
+	}
+	// An id is tried as an id first, and a name only ever within the workgroup, so an endpoint
+	// named after another workgroup's endpoint id cannot stand in for it, nor it for the other.
+	e, _, err := scanEndpoint(s.db.QueryRowContext(ctx, s.q(`SELECT `+endpointCols+` FROM endpoints WHERE workgroup_id = ? AND id = ?`), workgroupID, idOrName))
+	if IsNotFound(err) {
+		e, _, err = scanEndpoint(s.db.QueryRowContext(ctx, s.q(`SELECT `+endpointCols+` FROM endpoints WHERE workgroup_id = ? AND name = ?`), workgroupID, idOrName))
+	}
 	return e, err
 }
 
@@ -144,13 +153,23 @@ func (s *Store) event(ctx context.Context, q querier, e model.Event) error {
 	return err
 }
 
-// Events lists the newest events, optionally of one object (or objects with that prefix, e.g. "item/").
-func (s *Store) Events(ctx context.Context, objectPrefix string, limit int) ([]model.Event, error) {
+// Events lists the newest events: all of them for an empty object, those of one kind of object for
+// a kind ("item/"), or those of exactly one object ("project/prj_…"). Nothing in object is a
+// pattern: "%" and "_" are characters like any other.
+func (s *Store) Events(ctx context.Context, object string, limit int) ([]model.Event, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, at, actor, object, action, outcome, detail FROM events WHERE object LIKE ? ORDER BY id DESC LIMIT ?`),
-		objectPrefix+"%", limit)
+	where, args := "", []any{}
+	switch {
+	case object == "":
+	case strings.HasSuffix(object, "/") && strings.Count(object, "/") == 1:
+		where, args = ` WHERE substr(object, 1, ?) = ?`, []any{len(object), object}
+	default:
+		where, args = ` WHERE object = ?`, []any{object}
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, at, actor, object, action, outcome, detail FROM events`+where+` ORDER BY id DESC LIMIT ?`),
+		append(args, limit)...)
 	if err != nil {
 		return nil, err
 	}

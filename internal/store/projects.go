@@ -47,12 +47,37 @@ func scanProject(row interface{ Scan(...any) error }) (model.Project, error) {
 
 // Project looks a project up by id, or by name within one of the given workgroups.
 func (s *Store) Project(ctx context.Context, workgroupIDs []string, idOrName string) (model.Project, error) {
-	query, args := `SELECT `+projectCols+` FROM projects WHERE id = ?`, []any{idOrName}
-	if len(workgroupIDs) > 0 {
-		query += ` OR (name = ? AND workgroup_id IN (` + placeholders(len(workgroupIDs)) + `))`
-		args = append(append(args, idOrName), anys(workgroupIDs)...)
+	if len(workgroupIDs) == 0 {
+		return scanProject(s.db.QueryRowContext(ctx, s.q(`SELECT `+projectCols+` FROM projects WHERE id = ?`), idOrName))
 	}
-	return scanProject(s.db.QueryRowContext(ctx, s.q(query), args...))
+	in := ` AND workgroup_id IN (` + placeholders(len(workgroupIDs)) + `)`
+	prj, err := scanProject(s.db.QueryRowContext(ctx, s.q(`SELECT `+projectCols+` FROM projects WHERE id = ?`+in), append([]any{idOrName}, anys(workgroupIDs)...)...))
+	if !IsNotFound(err) {
+		return prj, err
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+projectCols+` FROM projects WHERE name = ?`+in+` LIMIT 2`), append([]any{idOrName}, anys(workgroupIDs)...)...)
+	if err != nil {
+		return model.Project{}, err
+	}
+	defer rows.Close()
+	var found []model.Project
+	for rows.Next() {
+		p, err := scanProject(rows)
+		if err != nil {
+			return model.Project{}, err
+		}
+		found = append(found, p)
+	}
+	if err := rows.Err(); err != nil {
+		return model.Project{}, err
+	}
+	switch len(found) {
+	case 0:
+		return model.Project{}, ErrNotFound
+	case 1:
+		return found[0], nil
+	}
+	return model.Project{}, fmt.Errorf("%w: projects named %q are in more than one of your workgroups; use the project's id", ErrAmbiguous, idOrName)
 }
 
 // Projects lists the projects of the given workgroups.

@@ -46,6 +46,9 @@ type Store struct {
 // ErrNotFound is returned when a looked-up row does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrAmbiguous is returned when a name matches more than one object the caller may see.
+var ErrAmbiguous = errors.New("ambiguous name")
+
 // ErrConflict is returned when a unique name or key is already taken.
 var ErrConflict = errors.New("already exists")
 

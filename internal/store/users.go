@@ -67,16 +67,26 @@ func (s *Store) SetUserPassword(ctx context.Context, id, hash string) error {
 	return s.mustAffect(s.exec(ctx, s.db, `UPDATE users SET password_hash = ? WHERE id = ?`, hash, id))
 }
 
-// SetUserDisabled disables or re-enables a user; a disabled user's sessions end.
+// SetUserDisabled disables or re-enables a user. Disabling ends the user's sessions and revokes
+// their API tokens, so re-enabling revives none of them.
 func (s *Store) SetUserDisabled(ctx context.Context, id string, disabled bool) error {
 	if err := s.mustAffect(s.exec(ctx, s.db, `UPDATE users SET disabled = ? WHERE id = ?`, b2i(disabled), id)); err != nil {
 		return err
 	}
 	if disabled {
-		_, err := s.exec(ctx, s.db, `DELETE FROM sessions WHERE user_id = ?`, id)
-		return err
+		return s.EndCredentials(ctx, id, "", "")
 	}
 	return nil
+}
+
+// EndCredentials ends a user's console sessions and revokes their API tokens, all but the session
+// and token given (the caller's own, when users change their own password).
+func (s *Store) EndCredentials(ctx context.Context, userID, keepSessionID, keepTokenID string) error {
+	if _, err := s.exec(ctx, s.db, `DELETE FROM sessions WHERE user_id = ? AND id <> ?`, userID, keepSessionID); err != nil {
+		return err
+	}
+	_, err := s.exec(ctx, s.db, `UPDATE tokens SET revoked_at = ? WHERE user_id = ? AND id <> ? AND revoked_at IS NULL`, ts(time.Now()), userID, keepTokenID)
+	return err
 }
 
 func (s *Store) mustAffect(res sql.Result, err error) error {
@@ -113,7 +123,12 @@ func scanWorkgroup(row interface{ Scan(...any) error }) (model.Workgroup, error)
 
 // Workgroup looks a workgroup up by id or name.
 func (s *Store) Workgroup(ctx context.Context, idOrName string) (model.Workgroup, error) {
-	return scanWorkgroup(s.db.QueryRowContext(ctx, s.q(`SELECT id, name, project_sharing, created_at FROM workgroups WHERE id = ? OR name = ?`), idOrName, idOrName))
+	// Ids first: a workgroup named after another's id must not stand in for it.
+	wg, err := scanWorkgroup(s.db.QueryRowContext(ctx, s.q(`SELECT id, name, project_sharing, created_at FROM workgroups WHERE id = ?`), idOrName))
+	if IsNotFound(err) {
+		wg, err = scanWorkgroup(s.db.QueryRowContext(ctx, s.q(`SELECT id, name, project_sharing, created_at FROM workgroups WHERE name = ?`), idOrName))
+	}
+	return wg, err
 }
 
 // Workgroups lists all workgroups, or those userID is an active member of.

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/ferry-migrate/ferry/internal/api"
 	"github.com/ferry-migrate/ferry/internal/api/client"
@@ -29,6 +31,11 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxSignInForm)
+	if err := r.ParseForm(); err != nil {
+		c.renderError(w, r, &client.Problem{Status: http.StatusRequestEntityTooLarge, Title: "Request Entity Too Large", Detail: "the sign-in form is too large"})
+		return
+	}
 	next := safeNext(r.PostFormValue("next"))
 	body, _ := json.Marshal(map[string]string{"username": r.PostFormValue("username"), "password": r.PostFormValue("password")})
 	err := c.do(r.Context(), r, http.MethodPost, "/api/v1/session", bytes.NewReader(body), "application/json", "", nil, w)
@@ -45,12 +52,33 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-// safeNext keeps the after-sign-in redirect on this site.
+// maxSignInForm is the most the sign-in form may send: a name, a password and where to go next.
+const maxSignInForm = 8 << 10
+
+// safeNext keeps the after-sign-in redirect on this site: a path, with no scheme, no host, no
+// backslash, white space or control character (which browsers drop or turn into "//host"), and
+// cleaned, so what is sent is what was checked.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	for _, c := range next {
+		if c < 0x20 || c == 0x7f || c == '\\' || unicode.IsSpace(c) || !unicode.IsPrint(c) {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
 		return "/"
 	}
-	return next
+	p := path.Clean(u.EscapedPath())
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") {
+		return "/"
+	}
+	if u.RawQuery != "" {
+		p += "?" + u.RawQuery
+	}
+	if u.Fragment != "" {
+		p += "#" + u.EscapedFragment()
+	}
+	return p
 }
 
 func (c *Console) logout(pg *page) error {

@@ -161,9 +161,9 @@ func (c *Console) do(ctx context.Context, from *http.Request, method, path strin
 	}
 	req.RemoteAddr = from.RemoteAddr
 	req.Host = from.Host
-	for _, h := range []string{"Cookie", "Authorization", "User-Agent"} {
-		if v := from.Header.Get(h); v != "" {
-			req.Header.Set(h, v)
+	for _, h := range []string{"Cookie", "Authorization", "User-Agent", "X-Forwarded-For", "X-Forwarded-Proto"} {
+		for _, v := range from.Header.Values(h) {
+			req.Header.Add(h, v)
 		}
 	}
 	if ctype != "" {

@@ -34,6 +34,8 @@ type Problem struct {
 	Title  string      `json:"title"`
 	Detail string      `json:"detail"`
 	Errors []LineError `json:"errors,omitempty"`
+	// ErrorsTotal counts every bad line; Errors lists only the first of them.
+	ErrorsTotal int `json:"errors_total,omitempty"`
 }
 
 // LineError is one bad CSV line.

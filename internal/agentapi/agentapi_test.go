@@ -65,7 +65,7 @@ func TestEnrolReportRevoke(t *testing.T) {
 		if err := s.Admin.Do(ctx, "POST", "/api/v1/projects/acme/agent/tokens", map[string]string{"name": "laptops", "expires": "7d"}, &tok); err != nil {
 			t.Fatal(err)
 		}
-		if !strings.HasPrefix(tok.Token, "fye_") || len(tok.CompanyKey) != 32 || tok.Info.ExpiresAt.Sub(time.Now()) < 6*24*time.Hour {
+		if !strings.HasPrefix(tok.Token, "fye_") || len(tok.CompanyKey) != 32 || time.Until(tok.Info.ExpiresAt) < 6*24*time.Hour {
 			t.Fatalf("token: %+v", tok)
 		}
 		var listed []map[string]any

@@ -82,7 +82,7 @@ func TestAgentCommands(t *testing.T) {
 	if code, out, _ = run(t, "", "agent", "token", "revoke", "acme", tok.Info.ID); code != 0 {
 		t.Fatalf("revoke: exit %d %s", code, out)
 	}
-	if code, out, _ = run(t, "", "agent", "token", "list", "acme"); !strings.Contains(out, "revoked/expired") {
+	if _, out, _ = run(t, "", "agent", "token", "list", "acme"); !strings.Contains(out, "revoked/expired") {
 		t.Fatalf("after revoke: %s", out)
 	}
 	if code, _, errs = run(t, "", "agent", "devices", "nope"); code != ExitError || !strings.Contains(errs, `project "nope"`) {

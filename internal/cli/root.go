@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"text/tabwriter"
 
@@ -167,6 +168,10 @@ func fetch[T any](cmd *cobra.Command, g *globals, path string) (T, error) {
 // print writes v as JSON, or calls table to write a human table.
 func (g *globals) print(v any, table func(w *tabwriter.Writer)) error {
 	if g.output == "json" {
+		// A list with nothing in it is [], never null: scripts index and loop over it.
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.IsNil() {
+			v = []struct{}{}
+		}
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)

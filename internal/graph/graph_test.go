@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-migrate/ferry/internal/testenv/reference"
 	"github.com/ferry-migrate/ferry/internal/throttle"
 )
 
@@ -182,7 +183,7 @@ func TestBatchLimitsAndOrder(t *testing.T) {
 // TestDocumentedSamplesParse decodes the Graph reference docs' response samples for the entities
 // Ferry reads and checks that every field Ferry's types declare survives decoding unchanged.
 func TestDocumentedSamplesParse(t *testing.T) {
-	data, err := os.ReadFile("../../../shared/reference/graph/graph-v1_0-docs-samples.json")
+	data, err := os.ReadFile(reference.Path(t, "reference/graph/graph-v1_0-docs-samples.json"))
 	if err != nil {
 		t.Fatalf("samples: %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferry-migrate/ferry/internal/graph"
 	"github.com/ferry-migrate/ferry/internal/graph/csdl"
+	"github.com/ferry-migrate/ferry/internal/testenv/reference"
 )
 
 // recorder keeps every Graph exchange that passes through it.
@@ -88,7 +89,7 @@ var entityOf = []struct {
 // every property name in what the client sent ($select and JSON bodies) and what the emulator
 // answered against Microsoft's v1.0 CSDL.
 func TestConformanceWithMetadata(t *testing.T) {
-	f, err := os.Open("../../../shared/reference/graph/v1.0-Prod.csdl")
+	f, err := os.Open(reference.Path(t, "reference/graph/v1.0-Prod.csdl"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,6 +41,7 @@ var (
 func (k kind) parse(body []byte) (map[string]any, []ExtendedPropertyValue, error) {
 	var in map[string]json.RawMessage
 	if err := json.Unmarshal(body, &in); err != nil {
+		//lint:ignore ST1005 Graph's own message, as Microsoft words it
 		return nil, nil, fmt.Errorf("Invalid JSON: %v", err)
 	}
 	out := map[string]any{}
@@ -56,6 +57,7 @@ func (k kind) parse(body []byte) (map[string]any, []ExtendedPropertyValue, error
 			continue
 		}
 		if !slices.Contains(k.writable, name) {
+			//lint:ignore ST1005 Graph's own message, as Microsoft words it
 			return nil, nil, fmt.Errorf("Could not find a property named '%s' on type 'microsoft.graph.%s'.", name, k.entity)
 		}
 		var v any

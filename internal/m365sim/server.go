@@ -319,6 +319,7 @@ func paging(r *http.Request) (top, skip int, err error) {
 	top = 100
 	if v := r.URL.Query().Get("$top"); v != "" {
 		if top, err = strconv.Atoi(v); err != nil || top < 1 || top > 999 {
+			//lint:ignore ST1005 Graph's own message, as Microsoft words it
 			return 0, 0, fmt.Errorf("Invalid page size specified: '%s'. Must be between 1 and 999 inclusive.", v)
 		}
 	}
@@ -344,6 +345,7 @@ func selectFields(v any, sel string) (map[string]any, error) {
 		f = strings.TrimSpace(f)
 		val, ok := all[f]
 		if !ok {
+			//lint:ignore ST1005 Graph's own message, as Microsoft words it
 			return nil, fmt.Errorf("Could not find a property named '%s' on type 'microsoft.graph.user'.", f)
 		}
 		out[f] = val

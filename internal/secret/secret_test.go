@@ -394,6 +394,7 @@ func TestKeyringNeverPrintsKeys(t *testing.T) {
 	var logBuf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logBuf, nil)).Info("start", "keys", k, "ring", *k)
 	outputs := []string{
+		//lint:ignore S1025 the test checks what each fmt verb prints
 		fmt.Sprint(k), fmt.Sprintf("%+v", k), fmt.Sprintf("%#v", k), fmt.Sprintf("%s", *k), fmt.Sprintf("%#v", *k),
 		fmt.Sprintf("%+v", struct{ K *Keyring }{k}), fmt.Sprintf("%+v", struct{ K Keyring }{*k}),
 		fmt.Sprintf("%+v", struct{ k Keyring }{*k}), fmt.Sprintf("%#v", struct{ k Keyring }{*k}),

@@ -53,7 +53,7 @@ func (o outlook) Run(ctx context.Context, job agent.Job) (string, error) {
 	for _, v := range found {
 		d, err := o.switchProfile(j, v, name, job)
 		if err != nil {
-			return "", fmt.Errorf("Outlook %s: %w", v, err)
+			return "", fmt.Errorf("outlook %s: %w", v, err)
 		}
 		detail += d
 	}

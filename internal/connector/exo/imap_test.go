@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -23,6 +22,7 @@ import (
 	"github.com/ferry-migrate/ferry/internal/model"
 	"github.com/ferry-migrate/ferry/internal/store"
 	"github.com/ferry-migrate/ferry/internal/testenv/dovecot"
+	"github.com/ferry-migrate/ferry/internal/testenv/reference"
 )
 
 // state is a message as an IMAP server or the emulator shows it: content hash, flags, date.
@@ -177,10 +177,7 @@ func TestIMAPToExchange(t *testing.T) {
 	if err := ac.Create("Work/Reports", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	files, err := filepath.Glob("../../../../shared/testdata/mime-enmime/*.raw")
-	if err != nil || len(files) < 50 {
-		t.Fatalf("MIME corpus: %d files, %v", len(files), err)
-	}
+	files := reference.MIMECorpus(t)
 	base := time.Date(2021, 6, 1, 8, 0, 0, 0, time.UTC)
 	type want struct {
 		read, flagged bool

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	"github.com/ferry-migrate/ferry/internal/store"
 	"github.com/ferry-migrate/ferry/internal/store/storetest"
 	"github.com/ferry-migrate/ferry/internal/testenv/dovecot"
+	"github.com/ferry-migrate/ferry/internal/testenv/reference"
 )
 
 var ctx = context.Background()
@@ -153,10 +153,7 @@ func mailboxes(t *testing.T, c *imapclient.Client) []string {
 
 func TestMIMECorpusArrivesByteIdentical(t *testing.T) {
 	p := newPair(t)
-	files, err := filepath.Glob("../../../../shared/testdata/mime-enmime/*.raw")
-	if err != nil || len(files) < 50 {
-		t.Fatalf("MIME corpus: %d files, %v", len(files), err)
-	}
+	files := reference.MIMECorpus(t)
 	sc := client(t, p.src)
 	date := time.Date(2019, 3, 4, 5, 6, 7, 0, time.FixedZone("", 3600))
 	for i, f := range files {

@@ -1,5 +1,5 @@
 // Package wine runs Windows builds of Ferry's programs under Debian's Wine for tests: a fresh
-// prefix per test, with the ProcessPrng shim Go binaries need on Wine 8 (see DESIGN.md), and
+// prefix per test, with the ProcessPrng shim Go binaries need on Wine 8 (see docs/DESIGN.md), and
 // reading the prefix's registry files.
 package wine
 

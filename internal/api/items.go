@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-migrate/ferry/internal/age"
 	"github.com/ferry-migrate/ferry/internal/auth"
-	"github.com/ferry-migrate/ferry/internal/engine"
 	"github.com/ferry-migrate/ferry/internal/itemcsv"
 	"github.com/ferry-migrate/ferry/internal/model"
 	"github.com/ferry-migrate/ferry/internal/store"
@@ -172,14 +172,14 @@ func (s *Server) startPass(w http.ResponseWriter, r *http.Request, p auth.Princi
 	if err != nil {
 		return badRequest("%v", err)
 	}
-	age, err := engine.ParseAge(req.OlderThan)
+	olderThan, err := age.Parse(req.OlderThan)
 	if err != nil {
 		return badRequest("older_than: %v", err)
 	}
-	if age > 0 && typ != model.PassPrestage {
+	if olderThan > 0 && typ != model.PassPrestage {
 		return badRequest("older_than applies to prestage passes only")
 	}
-	days := int(age / (24 * time.Hour))
+	days := int(olderThan / (24 * time.Hour))
 	var itemIDs []string
 	if len(req.Items) > 0 {
 		items, _, err := s.st.Items(r.Context(), prj.ID, store.ItemFilter{Emails: req.Items})
@@ -209,7 +209,7 @@ func (s *Server) startPass(w http.ResponseWriter, r *http.Request, p auth.Princi
 			}
 		}
 		if req.Repeat != "" {
-			if sc.Every, err = engine.ParseAge(req.Repeat); err != nil || sc.Every < time.Minute {
+			if sc.Every, err = age.Parse(req.Repeat); err != nil || sc.Every < time.Minute {
 				return badRequest("repeat: want an interval of at least 1m, like 24h, got %q", req.Repeat)
 			}
 			if req.Until == "" {

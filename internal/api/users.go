@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-migrate/ferry/internal/age"
 	"github.com/ferry-migrate/ferry/internal/auth"
-	"github.com/ferry-migrate/ferry/internal/engine"
 	"github.com/ferry-migrate/ferry/internal/model"
 	"github.com/ferry-migrate/ferry/internal/store"
 )
@@ -382,7 +382,7 @@ func lifetime(expires string, def, most time.Duration) (time.Duration, error) {
 	if strings.TrimSpace(expires) == "" {
 		return def, nil
 	}
-	d, err := engine.ParseAge(expires)
+	d, err := age.Parse(expires)
 	if err != nil || d <= 0 {
 		return 0, badRequest("expires: want a duration like 30d or 12h, got %q", expires)
 	}

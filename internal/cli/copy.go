@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-migrate/ferry/internal/age"
 	"github.com/ferry-migrate/ferry/internal/connector"
 	_ "github.com/ferry-migrate/ferry/internal/connector/exo"  // registers kind m365
 	_ "github.com/ferry-migrate/ferry/internal/connector/imap" // registers kind imap
@@ -302,13 +303,13 @@ func runCopy(ctx context.Context, g *globals, srcRaw, dstRaw string, f copyFlags
 			return withCode(ExitUsage, errors.New("--older-than goes with --pass prestage"))
 		}
 	case "prestage":
-		if co.OlderThan, err = engine.ParseAge(f.olderThan); err != nil || co.OlderThan == 0 {
+		if co.OlderThan, err = age.Parse(f.olderThan); err != nil || co.OlderThan == 0 {
 			return withCode(ExitUsage, fmt.Errorf("--pass prestage needs --older-than, e.g. 90d"))
 		}
 	default:
 		return withCode(ExitUsage, fmt.Errorf("--pass %q: want full or prestage", f.pass))
 	}
-	if co.NewerThan, err = engine.ParseAge(f.newerThan); err != nil {
+	if co.NewerThan, err = age.Parse(f.newerThan); err != nil {
 		return withCode(ExitUsage, err)
 	}
 

@@ -8,9 +8,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"iter"
 	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -210,202 +209,251 @@ func (t *tally) add(d model.ItemStats, folder string) {
 	}
 }
 
+// folderCopy is the copy of one source folder into its target folder during a pass: it walks the
+// source listing once, skips what watermarks say is there, carries changed objects over, copies
+// new ones (in batches where the target takes them), records per-object errors, checkpoints
+// watermarks and the cursor in small batches, and reconciles the counts at the end.
+type folderCopy struct {
+	st  State
+	src connector.MailboxSource
+	dst connector.MailboxTarget
+	f   connector.Folder // the source folder
+	ref connector.FolderRef
+	o   CopyOptions
+	t   *tally
+	res FolderResult
+
+	marks   map[string]model.Watermark // by source id, as the last pass left them
+	claimed map[string]bool            // target ids matched to a source object: a lookup must not hand them out twice
+	listed  map[string]bool            // source ids this pass listed, for deletion propagation
+	batch   []model.Watermark          // watermarks waiting for the next checkpoint
+
+	bp       connector.BatchPutter // set when the target takes several new objects in one request
+	maxBatch int
+	pending  []connector.Object // new small objects waiting for a batch
+}
+
 func copyFolder(ctx context.Context, st State, src connector.MailboxSource, dst connector.MailboxTarget, f connector.Folder, tpath string, o CopyOptions, t *tally) (FolderResult, error) {
-	res := FolderResult{Source: f.Path, Target: tpath}
-	tf := f
+	c := &folderCopy{st: st, src: src, dst: dst, f: f, o: o, t: t, res: FolderResult{Source: f.Path, Target: tpath}, listed: map[string]bool{}}
+	err := c.run(ctx, tpath)
+	return c.res, err
+}
+
+func (c *folderCopy) run(ctx context.Context, tpath string) error {
+	tf := c.f
 	tf.Path = tpath
-	ref, err := dst.EnsureFolder(ctx, tf)
+	ref, err := c.dst.EnsureFolder(ctx, tf)
 	if err != nil {
-		return res, fmt.Errorf("create target folder %q: %w", tpath, err)
+		return fmt.Errorf("create target folder %q: %w", tpath, err)
 	}
-	res.Target = ref.Path
-	marks, err := st.Watermarks(ctx, o.ItemID, f.Path)
-	if err != nil {
-		return res, err
+	c.ref, c.res.Target = ref, ref.Path
+	if c.marks, err = c.st.Watermarks(ctx, c.o.ItemID, c.f.Path); err != nil {
+		return err
 	}
-	cur, err := st.Cursor(ctx, o.ItemID, f.Path)
+	cur, err := c.st.Cursor(ctx, c.o.ItemID, c.f.Path)
 	if err != nil {
-		return res, err
+		return err
 	}
 	// A date filter leaves objects behind that a cursor would never list again, so the cursor only
 	// advances on unfiltered passes.
-	filtering := o.OlderThan > 0 || o.NewerThan > 0
-	if filtering || o.PropagateDeletions {
+	filtering := c.o.OlderThan > 0 || c.o.NewerThan > 0
+	if filtering || c.o.PropagateDeletions {
 		cur = ""
 	}
-	listed := map[string]bool{} // source ids listed by this pass, for deletion propagation
-	// Target objects already matched to a source object: a lookup must not hand them out twice.
-	claimed := make(map[string]bool, len(marks))
-	for _, w := range marks {
-		claimed[w.TargetID] = true
+	c.claimed = make(map[string]bool, len(c.marks))
+	for _, w := range c.marks {
+		c.claimed[w.TargetID] = true
 	}
-	objects, next := src.List(ctx, f, connector.Cursor(cur))
-	var batch []model.Watermark
-	flush := func(cursor *model.Cursor) error {
-		// The checkpoint must land even when ctx is cancelled: it records work already done.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		err := st.Checkpoint(cctx, o.ItemID, batch, cursor)
-		batch = batch[:0]
+	if bp, ok := c.dst.(connector.BatchPutter); ok && !c.o.DryRun {
+		c.bp, c.maxBatch = bp, bp.MaxBatch()
+	}
+	objects, next := c.src.List(ctx, c.f, connector.Cursor(cur))
+	if err := c.walk(ctx, objects); err != nil {
 		return err
 	}
-	fail := func(obj connector.Object, err error) error {
-		res.Errors++
-		t.add(model.ItemStats{Errors: 1}, f.Path)
-		return st.AddObjectError(ctx, store.ObjectError{ItemID: o.ItemID, PassID: o.PassID, Folder: f.Path, SourceID: obj.ID, Reason: err.Error()})
+	if c.o.DryRun {
+		c.res.SourceCount = c.f.Messages
+		return nil
 	}
-	// done records one object's copy; stop means the folder ends with err.
-	done := func(obj connector.Object, w model.Watermark, err error) (stop bool, _ error) {
-		if err != nil {
-			if stop, rerr := objectError(ctx, err, func() error { return fail(obj, err) }); stop {
-				flush(nil)
-				return true, rerr
-			}
-			return false, nil
+	if c.o.PropagateDeletions {
+		if err := c.deleteUnlisted(ctx); err != nil {
+			return err
 		}
-		claimed[w.TargetID] = true
-		batch = append(batch, w)
-		if w.Hash != "" {
-			res.Copied++
-			res.Bytes += w.Size
-			t.add(model.ItemStats{Objects: 1, Bytes: w.Size}, f.Path)
-		} else {
-			res.Skipped++
-			t.add(model.ItemStats{Skipped: 1}, f.Path)
-		}
-		return false, nil
 	}
-	// New small messages wait for a batch when the target takes several in one request.
-	maxBatch := 0
-	bp, _ := dst.(connector.BatchPutter)
-	if bp != nil && !o.DryRun {
-		maxBatch = bp.MaxBatch()
+	var cursor *model.Cursor
+	if !filtering {
+		cursor = &model.Cursor{ItemID: c.o.ItemID, Folder: c.f.Path, Value: string(next())}
 	}
-	var pending []connector.Object
-	sendPending := func() (stop bool, _ error) {
-		objs := pending
-		pending = nil
-		ws, errs := putBatch(ctx, src, dst, bp, f, ref, objs, claimed)
-		for i, obj := range objs {
-			if stop, err := done(obj, ws[i], errs[i]); stop {
-				return true, err
-			}
-		}
-		return false, nil
+	if err := c.flush(ctx, cursor); err != nil {
+		return err
 	}
-	now := o.Now()
+	c.res.SourceCount = c.f.Messages
+	n, err := c.dst.Count(ctx, c.ref)
+	if err != nil {
+		return fmt.Errorf("count target folder %q: %w", tpath, err)
+	}
+	c.res.TargetCount = n
+	c.res.Reconciled = c.res.TargetCount >= c.res.SourceCount-c.res.Filtered
+	return nil
+}
+
+// walk handles every object the source lists.
+func (c *folderCopy) walk(ctx context.Context, objects iter.Seq2[connector.Object, error]) error {
+	now := c.o.Now()
 	for obj, err := range objects {
 		if errors.Is(err, connector.ErrResync) {
 			// The old ids are void: their watermarks would match nothing and would keep the
 			// target's copies claimed, so forget them and let the lookup re-match everything.
-			if err := st.ForgetFolder(ctx, o.ItemID, f.Path); err != nil {
-				return res, err
+			if err := c.st.ForgetFolder(ctx, c.o.ItemID, c.f.Path); err != nil {
+				return err
 			}
-			clear(marks)
-			clear(claimed)
+			clear(c.marks)
+			clear(c.claimed)
 			continue
 		}
 		if err != nil {
-			if stop, serr := sendPending(); stop {
-				return res, serr
+			if stop, serr := c.sendPending(ctx); stop {
+				return serr
 			}
-			if ferr := flush(nil); ferr != nil {
-				return res, ferr
+			if ferr := c.flush(ctx, nil); ferr != nil {
+				return ferr
 			}
-			return res, fmt.Errorf("list %q: %w", f.Path, err)
+			return fmt.Errorf("list %q: %w", c.f.Path, err)
 		}
-		listed[obj.ID] = true
-		if (o.OlderThan > 0 && obj.Date.After(now.Add(-o.OlderThan))) || (o.NewerThan > 0 && obj.Date.Before(now.Add(-o.NewerThan))) {
-			res.Filtered++
+		c.listed[obj.ID] = true
+		if (c.o.OlderThan > 0 && obj.Date.After(now.Add(-c.o.OlderThan))) || (c.o.NewerThan > 0 && obj.Date.Before(now.Add(-c.o.NewerThan))) {
+			c.res.Filtered++
 			continue
 		}
-		w, seen := marks[obj.ID]
-		switch {
-		case seen && w.Version == obj.Version:
-			res.Skipped++
-			t.add(model.ItemStats{Skipped: 1}, "")
-			continue
-		case o.DryRun:
-			if !seen {
-				res.WouldCopy++
-			}
-			continue
-		case seen:
-			if err := updateObject(ctx, src, dst, f, ref, &w, obj); err != nil {
-				if stop, rerr := objectError(ctx, err, func() error { return fail(obj, err) }); stop {
-					flush(nil)
-					return res, rerr
-				}
-				continue
-			}
-			w.Version = obj.Version
-			batch = append(batch, w)
-			res.Updated++
-		case maxBatch > 0 && batchable(obj):
-			if pending = append(pending, obj); len(pending) >= maxBatch {
-				if stop, err := sendPending(); stop {
-					return res, err
-				}
-			}
-		default:
-			w, err := copyWithRetry(ctx, src, dst, f, ref, obj, claimed)
-			if stop, err := done(obj, w, err); stop {
-				return res, err
-			}
+		if stop, err := c.object(ctx, obj); stop {
+			return err
 		}
-		if len(batch) >= o.BatchSize {
-			if err := flush(nil); err != nil {
-				return res, err
+		if len(c.batch) >= c.o.BatchSize {
+			if err := c.flush(ctx, nil); err != nil {
+				return err
 			}
 		}
 	}
-	if len(pending) > 0 {
-		if stop, err := sendPending(); stop {
-			return res, err
+	if len(c.pending) > 0 {
+		if stop, err := c.sendPending(ctx); stop {
+			return err
 		}
 	}
-	if o.DryRun {
-		res.SourceCount = f.Messages
-		return res, nil
-	}
-	if o.PropagateDeletions {
-		if err := flush(nil); err != nil {
-			return res, err
+	return nil
+}
+
+// object skips, updates, queues or copies one listed object; stop means the folder ends with err.
+func (c *folderCopy) object(ctx context.Context, obj connector.Object) (stop bool, _ error) {
+	w, seen := c.marks[obj.ID]
+	switch {
+	case seen && w.Version == obj.Version:
+		c.res.Skipped++
+		c.t.add(model.ItemStats{Skipped: 1}, "")
+	case c.o.DryRun:
+		if !seen {
+			c.res.WouldCopy++
 		}
-		var refs []connector.TargetRef
-		var ids []string
-		for id, w := range marks {
-			if !listed[id] && w.TargetID != "" {
-				refs, ids = append(refs, connector.TargetRef{ID: w.TargetID}), append(ids, id)
-			}
+	case seen:
+		if err := updateObject(ctx, c.src, c.dst, c.f, c.ref, &w, obj); err != nil {
+			return c.objectFailed(ctx, obj, err)
 		}
-		if len(refs) > 0 {
-			if err := dst.Delete(ctx, ref, refs); err != nil {
-				if stop, rerr := objectError(ctx, err, func() error { return fail(connector.Object{ID: "deletions"}, err) }); stop {
-					return res, rerr
-				}
-			} else if err := st.ForgetObjects(ctx, o.ItemID, f.Path, ids); err != nil {
-				return res, err
-			} else {
-				res.Deleted = int64(len(refs))
-			}
+		w.Version = obj.Version
+		c.batch = append(c.batch, w)
+		c.res.Updated++
+	case c.maxBatch > 0 && batchable(obj):
+		if c.pending = append(c.pending, obj); len(c.pending) >= c.maxBatch {
+			return c.sendPending(ctx)
+		}
+	default:
+		w, err := copyWithRetry(ctx, c.src, c.dst, c.f, c.ref, obj, c.claimed)
+		return c.done(ctx, obj, w, err)
+	}
+	return false, nil
+}
+
+// sendPending copies the objects waiting for a batch.
+func (c *folderCopy) sendPending(ctx context.Context) (stop bool, _ error) {
+	objs := c.pending
+	c.pending = nil
+	ws, errs := putBatch(ctx, c.src, c.dst, c.bp, c.f, c.ref, objs, c.claimed)
+	for i, obj := range objs {
+		if stop, err := c.done(ctx, obj, ws[i], errs[i]); stop {
+			return true, err
 		}
 	}
-	var cursor *model.Cursor
-	if !filtering && !o.DryRun {
-		cursor = &model.Cursor{ItemID: o.ItemID, Folder: f.Path, Value: string(next())}
-	}
-	if err := flush(cursor); err != nil {
-		return res, err
-	}
-	res.SourceCount = f.Messages
-	n, err := dst.Count(ctx, ref)
+	return false, nil
+}
+
+// done records one object's copy: copied, found at the target, or failed.
+func (c *folderCopy) done(ctx context.Context, obj connector.Object, w model.Watermark, err error) (stop bool, _ error) {
 	if err != nil {
-		return res, fmt.Errorf("count target folder %q: %w", tpath, err)
+		return c.objectFailed(ctx, obj, err)
 	}
-	res.TargetCount = n
-	res.Reconciled = res.TargetCount >= res.SourceCount-res.Filtered
-	return res, nil
+	c.claimed[w.TargetID] = true
+	c.batch = append(c.batch, w)
+	if w.Hash != "" {
+		c.res.Copied++
+		c.res.Bytes += w.Size
+		c.t.add(model.ItemStats{Objects: 1, Bytes: w.Size}, c.f.Path)
+	} else {
+		c.res.Skipped++
+		c.t.add(model.ItemStats{Skipped: 1}, c.f.Path)
+	}
+	return false, nil
+}
+
+// objectFailed records an object's error, or ends the folder (after a checkpoint) when the error
+// is one that stops it.
+func (c *folderCopy) objectFailed(ctx context.Context, obj connector.Object, err error) (stop bool, _ error) {
+	stop, rerr := objectError(ctx, err, func() error { return c.fail(ctx, obj, err) })
+	if stop {
+		c.flush(ctx, nil)
+	}
+	return stop, rerr
+}
+
+func (c *folderCopy) fail(ctx context.Context, obj connector.Object, err error) error {
+	c.res.Errors++
+	c.t.add(model.ItemStats{Errors: 1}, c.f.Path)
+	return c.st.AddObjectError(ctx, store.ObjectError{ItemID: c.o.ItemID, PassID: c.o.PassID, Folder: c.f.Path, SourceID: obj.ID, Reason: err.Error()})
+}
+
+// flush checkpoints the waiting watermarks, and the cursor when given.
+func (c *folderCopy) flush(ctx context.Context, cursor *model.Cursor) error {
+	// The checkpoint must land even when ctx is cancelled: it records work already done.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	err := c.st.Checkpoint(cctx, c.o.ItemID, c.batch, cursor)
+	c.batch = c.batch[:0]
+	return err
+}
+
+// deleteUnlisted deletes at the target what was copied before and is no longer at the source.
+func (c *folderCopy) deleteUnlisted(ctx context.Context) error {
+	if err := c.flush(ctx, nil); err != nil {
+		return err
+	}
+	var refs []connector.TargetRef
+	var ids []string
+	for id, w := range c.marks {
+		if !c.listed[id] && w.TargetID != "" {
+			refs, ids = append(refs, connector.TargetRef{ID: w.TargetID}), append(ids, id)
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	if err := c.dst.Delete(ctx, c.ref, refs); err != nil {
+		if stop, rerr := objectError(ctx, err, func() error { return c.fail(ctx, connector.Object{ID: "deletions"}, err) }); stop {
+			return rerr
+		}
+		return nil
+	}
+	if err := c.st.ForgetObjects(ctx, c.o.ItemID, c.f.Path, ids); err != nil {
+		return err
+	}
+	c.res.Deleted = int64(len(refs))
+	return nil
 }
 
 // objectError decides whether an object's error stops the folder (fatal, cancelled) or is recorded.
@@ -569,30 +617,5 @@ func (c *hashedReader) Read(p []byte) (int, error) {
 }
 
 func hexSum(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
-
-// ParseAge reads "90d", "12h" or "2w" as a duration; days and weeks are what administrators type.
-func ParseAge(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return 0, nil
-	}
-	unit := s[len(s)-1]
-	if unit == 'd' || unit == 'w' {
-		n, err := strconv.Atoi(s[:len(s)-1])
-		if err != nil || n < 0 {
-			return 0, fmt.Errorf("bad age %q: want a number of days like 90d", s)
-		}
-		d := time.Duration(n) * 24 * time.Hour
-		if unit == 'w' {
-			d *= 7
-		}
-		return d, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("bad age %q: want a duration like 90d or 36h", s)
-	}
-	return d, nil
-}
 
 var errStopRequested = errors.New("stop requested")

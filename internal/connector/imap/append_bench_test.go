@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 
-	"github.com/ferry-migrate/ferry/internal/connector"
+	"github.com/ferry-migrate/ferry/internal/connector/imap/wire"
 	"github.com/ferry-migrate/ferry/internal/model"
 	"github.com/ferry-migrate/ferry/internal/testenv/dovecot"
 )
@@ -29,16 +28,16 @@ func BenchmarkDovecotAppend(b *testing.B) {
 			b.Run(fmt.Sprintf("%dKiB/%s", size>>10, mode), func(b *testing.B) {
 				s := dovecot.Start(b, dovecot.Options{Users: []string{"alice"}})
 				host, port, _ := strings.Cut(s.Addr, ":")
-				rc, err := dialRaw(ctx, Config{Host: host, Port: port, Security: model.SecurityNone, User: "alice", Password: dovecot.Password("alice")}, imap.CapSet{})
+				if err := s.Dial(b, "alice").Create("A", nil).Wait(); err != nil {
+					b.Fatal(err)
+				}
+				rc, err := dialBatch(ctx, Config{Host: host, Port: port, Security: model.SecurityNone, User: "alice", Password: dovecot.Password("alice")}, imap.CapSet{})
 				if err != nil {
 					b.Fatal(err)
 				}
 				defer rc.close()
-				if _, err := rc.command("CREATE A"); err != nil {
-					b.Fatal(err)
-				}
 				if mode != "not-selected" {
-					if _, err := rc.command("SELECT A"); err != nil {
+					if err := rc.Select("A"); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -47,21 +46,20 @@ func BenchmarkDovecotAppend(b *testing.B) {
 				if mode == "multiappend-50" {
 					batch = 50
 				}
-				objs := make([]connector.Object, batch)
-				for i := range objs {
-					objs[i] = connector.Object{Flags: []string{`\Seen`, "$Kunde"}, Date: time.Date(2026, 12, 3, 7, 33, 31, 0, time.UTC)}
+				next := func(int) (wire.Message, error) {
+					return wire.Message{Flags: []imap.Flag{imap.FlagSeen, "$Kunde"}, Date: time.Date(2026, 12, 3, 7, 33, 31, 0, time.UTC),
+						Size: int64(len(msg)), Body: bytes.NewReader(msg)}, nil
 				}
-				open := func(int) (io.Reader, int64, error) { return bytes.NewReader(msg), int64(len(msg)), nil }
 				time.Sleep(200 * time.Millisecond) // let the session settle before reading CPU
 				cpu0 := s.CPU()
 				b.SetBytes(int64(len(msg)))
 				b.ResetTimer()
 				for i := 0; i < b.N; i += batch {
-					if _, err := rc.multiAppend("A", objs[:min(batch, b.N-i)], open); err != nil {
+					if _, err := rc.MultiAppend("A", min(batch, b.N-i), next); err != nil {
 						b.Fatal(err)
 					}
 				}
-				rc.command("LOGOUT")
+				rc.Logout()
 				b.StopTimer()
 				time.Sleep(300 * time.Millisecond) // Dovecot's CPU is counted when the session ends
 				b.ReportMetric(float64((s.CPU()-cpu0).Microseconds())/float64(b.N), "dovecot-us/msg")

@@ -134,13 +134,13 @@ func dial(ctx context.Context, cf Config) (*conn, error) {
 	}
 	opts := &imapclient.Options{TLSConfig: tc, Dialer: &net.Dialer{Timeout: 30 * time.Second}}
 	var c *imapclient.Client
-	switch cf.Security {
-	case model.SecurityNone:
-		c, err = imapclient.DialInsecure(cf.addr(), opts)
-	case model.SecuritySTARTTLS:
+	switch {
+	case cf.implicitTLS():
+		c, err = imapclient.DialTLS(cf.addr(), opts)
+	case cf.Security == model.SecuritySTARTTLS:
 		c, err = imapclient.DialStartTLS(cf.addr(), opts)
 	default:
-		c, err = imapclient.DialTLS(cf.addr(), opts)
+		c, err = imapclient.DialInsecure(cf.addr(), opts)
 	}
 	if err != nil {
 		release()
@@ -159,28 +159,46 @@ func dial(ctx context.Context, cf Config) (*conn, error) {
 }
 
 func login(ctx context.Context, c *imapclient.Client, cf Config) error {
-	var err error
-	switch strings.ToLower(cf.Auth) {
-	case "xoauth2":
-		var x *xoauth2
-		if x, err = cf.xoauth2(ctx); err == nil {
-			err = c.Authenticate(x)
-		}
-	case "login":
-		err = c.Login(cf.User, cf.Password).Wait()
-	case "plain", "":
-		if c.Caps().Has(imap.AuthCap(sasl.Plain)) {
-			err = c.Authenticate(sasl.NewPlainClient("", cf.User, cf.Password))
+	sc, err := cf.mechanism(ctx, c.Caps())
+	if err == nil {
+		if sc != nil {
+			err = c.Authenticate(sc)
 		} else {
 			err = c.Login(cf.User, cf.Password).Wait()
 		}
-	default:
-		return connector.Classify(connector.Fatal, fmt.Errorf("unknown auth %q: want plain, login or xoauth2", cf.Auth))
 	}
-	if err != nil {
-		return connector.Classify(connector.Fatal, fmt.Errorf("%s: sign-in as %s failed: %w", cf.addr(), cf.User, err))
+	return cf.signInError(err)
+}
+
+// mechanism is the SASL mechanism a connection signs in with, or nil for LOGIN: XOAUTH2 when
+// asked for, PLAIN where the server offers it, else LOGIN. Pool and batch connections both ask it.
+func (cf Config) mechanism(ctx context.Context, caps imap.CapSet) (sasl.Client, error) {
+	switch strings.ToLower(cf.Auth) {
+	case "xoauth2":
+		return cf.xoauth2(ctx)
+	case "login":
+		return nil, nil
+	case "plain", "":
+		if caps.Has(imap.AuthCap(sasl.Plain)) {
+			return sasl.NewPlainClient("", cf.User, cf.Password), nil
+		}
+		return nil, nil
 	}
-	return nil
+	return nil, connector.Classify(connector.Fatal, fmt.Errorf("unknown auth %q: want plain, login or xoauth2", cf.Auth))
+}
+
+// signInError says who failed to sign in where; a failed sign-in is fatal to the item.
+func (cf Config) signInError(err error) error {
+	if err == nil || connector.ClassOf(err) == connector.Fatal {
+		return err
+	}
+	return connector.Classify(connector.Fatal, fmt.Errorf("%s: sign-in as %s failed: %w", cf.addr(), cf.User, err))
+}
+
+// implicitTLS says whether the connection is TLS from the start: anything but none and starttls,
+// an empty setting too.
+func (cf Config) implicitTLS() bool {
+	return cf.Security != model.SecurityNone && cf.Security != model.SecuritySTARTTLS
 }
 
 // xoauth2 is Google's and Microsoft's SASL mechanism for OAuth 2.0 bearer tokens.

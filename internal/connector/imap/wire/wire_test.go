@@ -1,4 +1,4 @@
-package imap
+package wire
 
 import (
 	"fmt"
@@ -31,11 +31,11 @@ func TestModifiedUTF7(t *testing.T) {
 		"Archiv/日本語/x":       "Archiv/&ZeVnLIqe-/x",
 		"Team [internal]":    "Team [internal]",
 	} {
-		if got := utf7(in); got != want {
-			t.Errorf("utf7(%q) = %q, want %q", in, got, want)
+		if got := UTF7(in); got != want {
+			t.Errorf("UTF7(%q) = %q, want %q", in, got, want)
 		}
 	}
-	if got := quote(`a"b\c`); got != `"a\"b\\c"` {
+	if got := Quote(`a"b\c`); got != `"a\"b\\c"` {
 		t.Errorf("quote = %s", got)
 	}
 }

@@ -52,8 +52,7 @@ func decodeAs(b []byte, cs string) (string, bool) {
 		if isASCII(b) {
 			return string(b), true
 		}
-		out, err := charmap.Windows1252.NewDecoder().Bytes(b)
-		return string(out), err == nil
+		return windows1252(b), true
 	}
 	r, err := message.CharsetReader(cs, bytes.NewReader(b))
 	if err != nil {
@@ -68,6 +67,20 @@ func decodeAs(b []byte, cs string) (string, bool) {
 		return "", false
 	}
 	return string(out), true
+}
+
+// windows1252 maps every byte, as the WHATWG encoding standard does: the five bytes windows-1252
+// leaves undefined become the C1 controls of the same number.
+func windows1252(b []byte) string {
+	var out strings.Builder
+	for _, c := range b {
+		r := charmap.Windows1252.DecodeByte(c)
+		if r == utf8.RuneError {
+			r = rune(c)
+		}
+		out.WriteRune(r)
+	}
+	return out.String()
 }
 
 func isASCII(b []byte) bool {

@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"sort"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -45,30 +46,57 @@ func init() {
 	}
 }
 
-// roleOf returns a folder's well-known role from its SPECIAL-USE attributes, else from its name.
-func roleOf(path string, attrs []imap.MailboxAttr) string {
+// roleOf returns a folder's well-known role from its SPECIAL-USE attributes (special is true),
+// else from its name.
+func roleOf(path string, attrs []imap.MailboxAttr) (role string, special bool) {
 	if strings.EqualFold(path, "INBOX") {
-		return RoleInbox
+		return RoleInbox, true
 	}
 	for _, a := range attrs {
-		if r, ok := specialUse[imap.MailboxAttr(strings.ToLower(string(a)))]; ok {
-			return r
-		}
 		for k, r := range specialUse {
 			if strings.EqualFold(string(k), string(a)) {
-				return r
+				return r, true
 			}
 		}
 	}
 	lower := strings.ToLower(path)
 	if r, ok := localNames[lower]; ok {
-		return r
+		return r, false
 	}
 	// Only a top-level folder (or a child of INBOX, as some servers nest them) carries a role.
 	if parent, leaf, ok := strings.Cut(lower, "/"); ok && parent == "inbox" && !strings.Contains(leaf, "/") {
-		return localNames[leaf]
+		return localNames[leaf], false
 	}
-	return ""
+	return "", false
+}
+
+// settleRoles leaves each role on one folder, the same one on every run: a folder that has it by
+// SPECIAL-USE wins over one named like it, and among equals the first path in sorted order. The
+// others become plain folders, so a "Entwürfe" beside a SPECIAL-USE \Drafts is its own folder.
+func settleRoles(folders map[string]*folderInfo) {
+	paths := make([]string, 0, len(folders))
+	for p := range folders {
+		paths = append(paths, p)
+	}
+	sort.Slice(paths, func(i, j int) bool {
+		a, b := folders[paths[i]], folders[paths[j]]
+		if a.special != b.special {
+			return a.special
+		}
+		return paths[i] < paths[j]
+	})
+	taken := map[string]bool{}
+	for _, p := range paths {
+		fi := folders[p]
+		if fi.role == "" {
+			continue
+		}
+		if taken[fi.role] {
+			fi.role, fi.special = "", false
+			continue
+		}
+		taken[fi.role] = true
+	}
 }
 
 // canonical turns a server mailbox name into Ferry's folder path, "/" between levels. A "/" inside

@@ -50,9 +50,10 @@ type Mailbox struct {
 }
 
 type folderInfo struct {
-	name   string // on the server
-	role   string
-	status *imap.StatusData
+	name    string // on the server
+	role    string
+	special bool // the role comes from SPECIAL-USE (or it is INBOX), not from the name
+	status  *imap.StatusData
 }
 
 // Open signs in to a mailbox.
@@ -128,8 +129,10 @@ func (m *Mailbox) list(ctx context.Context) error {
 			continue
 		}
 		path := canonical(b.Mailbox, b.Delim)
-		folders[path] = &folderInfo{name: b.Mailbox, role: roleOf(path, b.Attrs), status: b.Status}
+		role, special := roleOf(path, b.Attrs)
+		folders[path] = &folderInfo{name: b.Mailbox, role: role, special: special, status: b.Status}
 	}
+	settleRoles(folders)
 	if !withStatus {
 		for _, fi := range folders {
 			fi := fi

@@ -158,6 +158,13 @@ func runCopy(ctx context.Context, g *globals, srcRaw, dstRaw string, f copyFlags
 	if err != nil {
 		return err
 	}
+	if (len(f.include) > 0 || len(f.exclude) > 0) && len(folders) > 0 && !co.Selects(folders) {
+		names := make([]string, len(folders))
+		for i, fo := range folders {
+			names[i] = fo.Path
+		}
+		return withCode(ExitUsage, fmt.Errorf("--include/--exclude leave none of the source's %d folders (%s); nothing was copied", len(folders), strings.Join(names, ", ")))
+	}
 	pr := newProgress(g.stderr, len(folders))
 	co.Progress = pr.update
 	stats, results, err := engine.CopyMailbox(ctx, st, source, target, co)
@@ -186,12 +193,18 @@ func copyPasswords(g *globals, src, dst *endpointURL, f copyFlags) error {
 		}
 		lines = strings.Split(strings.TrimRight(string(data), "\r\n"), "\n")
 	}
+	// The most specific wins: a password in the URL over the environment, which is shared by
+	// every copy of the shell. Two explicit ones (the URL and standard input) are refused.
 	take := func(e *endpointURL, stdin bool, env, what string) error {
 		switch {
 		case e.token != nil:
 			if stdin || e.hasPW {
 				return withCode(ExitUsage, fmt.Errorf("%s: give a password or --%s-token-cmd, not both", what, what))
 			}
+		case stdin && e.hasPW:
+			return withCode(ExitUsage, fmt.Errorf("%s: the URL holds a password and --%s-password-stdin reads another; give one", what, what[:3]))
+		case e.hasPW:
+			// the URL's
 		case stdin:
 			if len(lines) == 0 || strings.TrimSpace(lines[0]) == "" {
 				return withCode(ExitUsage, fmt.Errorf("expected the %s password on standard input", what))
@@ -225,7 +238,7 @@ func printResults(g *globals, results []engine.FolderResult, dryRun bool) {
 		for _, r := range results {
 			ok := "yes"
 			if !r.Reconciled {
-				ok = fmt.Sprintf("NO: %d missing", r.SourceCount-r.Filtered-r.TargetCount)
+				ok = "NO: " + reconcileText(r.Missing, r.Extra)
 			}
 			if r.Filtered > 0 {
 				ok += fmt.Sprintf(" (%d left for a later pass)", r.Filtered)
@@ -235,23 +248,47 @@ func printResults(g *globals, results []engine.FolderResult, dryRun bool) {
 	})
 }
 
+// reconcileText says what a reconciliation found wrong: "3 missing, 2 extra".
+func reconcileText[N int | int64](missing, extra N) string {
+	var parts []string
+	if missing > 0 {
+		parts = append(parts, fmt.Sprintf("%d missing", missing))
+	}
+	if extra > 0 {
+		parts = append(parts, fmt.Sprintf("%d extra", extra))
+	}
+	return strings.Join(parts, ", ")
+}
+
 func finishCopy(g *globals, stats model.ItemStats, results []engine.FolderResult, dryRun bool) error {
 	printResults(g, results, dryRun)
 	if dryRun {
 		return nil
 	}
-	missing := 0
+	missing, extra := 0, 0
 	for _, r := range results {
 		if !r.Reconciled {
 			missing++
 		}
+		if r.Extra > 0 {
+			extra++
+		}
 	}
 	if g.output == "table" {
-		fmt.Fprintf(g.stdout, "\n%d folders, %d messages copied (%.1f MB), %d updated or unchanged, %d errors, in %s.\n",
-			stats.Folders, stats.Objects, float64(stats.Bytes)/1e6, stats.Skipped, stats.Errors, (time.Duration(stats.Duration) * time.Millisecond).Round(time.Millisecond))
+		// The footer adds up the table's columns, so the two never disagree.
+		var copied, updated, deleted, errs, bytes int64
+		for _, r := range results {
+			copied, updated, deleted, errs, bytes = copied+r.Copied, updated+r.Updated, deleted+r.Deleted, errs+r.Errors, bytes+r.Bytes
+		}
+		fmt.Fprintf(g.stdout, "\n%d folders, %d messages copied (%.1f MB), %d updated, %d deleted, %d errors, in %s.\n",
+			len(results), copied, float64(bytes)/1e6, updated, deleted, errs, (time.Duration(stats.Duration) * time.Millisecond).Round(time.Millisecond))
 	}
 	if missing > 0 || stats.Errors > 0 {
-		return withCode(ExitIncomplete, fmt.Errorf("%d folders do not reconcile and %d messages failed; run again, or see the errors above", missing, stats.Errors))
+		hint := "run again, or see the errors above"
+		if extra > 0 {
+			hint += "; messages deleted at the source stay at the target unless --delete"
+		}
+		return withCode(ExitIncomplete, fmt.Errorf("%d folders do not reconcile (missing or extra messages) and %d messages failed; %s", missing, stats.Errors, hint))
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -263,8 +264,10 @@ func TestCopyRulesDateFilterAndDeletions(t *testing.T) {
 	if err := sc.Expunge().Close(); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, _ := run(t, "", args...); code != 0 || count("Work") != 2 {
-		t.Fatalf("without --delete: exit %d, Work %d, want 2", code, count("Work"))
+	// Without --delete the target keeps it: one message more than the source, which is no match.
+	if code, out, errs := run(t, "", args...); code != ExitIncomplete || count("Work") != 2 || !strings.Contains(out, "NO: 1 extra") ||
+		!strings.Contains(errs, "messages deleted at the source stay at the target unless --delete") {
+		t.Fatalf("without --delete: exit %d, Work %d, want 3 and 2\n%s\n%s", code, count("Work"), out, errs)
 	}
 	code, out, errs = run(t, "", append(args, "--delete")...)
 	if code != 0 || count("Work") != 1 {
@@ -324,6 +327,11 @@ func TestCopyM365(t *testing.T) {
 		{[]string{"copy", m365("contoso", "user01") + "&mailbox=vault", m365("fabrikam", "user01")}, "", `mailbox="vault": want primary or archive`, ExitUsage},
 		{[]string{"copy", m365("contoso", "user01"), m365("fabrikam", "user01")}, "FERRY_DST_PASSWORD", "no dst client secret", ExitUsage},
 		{[]string{"copy", m365("contoso", "nobody"), m365("fabrikam", "user01"), "--state", filepath.Join(dir, "x.db")}, "", "mailbox nobody@contoso.com does not exist in tenant contoso.onmicrosoft.com", ExitError},
+		// The real cause, at once: a certificate no CA vouches for, a port nothing listens on.
+		{[]string{"copy", strings.Replace(m365("contoso", "user01"), "&ca_cert="+state+".pem", "", 1), m365("fabrikam", "user01"), "--state", filepath.Join(dir, "y.db")}, "",
+			"its TLS certificate is not trusted; set the endpoint's ca_cert", ExitError},
+		{[]string{"copy", strings.Replace(m365("contoso", "user01"), base, "https://127.0.0.1:"+closedPort(t), 1), m365("fabrikam", "user01"), "--state", filepath.Join(dir, "z.db")}, "",
+			"the connection was refused (nothing listens on that port)", ExitError},
 	} {
 		if c.env != "" {
 			t.Setenv(c.env, "")
@@ -335,5 +343,73 @@ func TestCopyM365(t *testing.T) {
 		if c.env != "" {
 			t.Setenv(c.env, m365sim.SeedSecret("fabrikam"))
 		}
+	}
+}
+
+// closedPort is a loopback port nothing listens on: one just given up.
+func closedPort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	return port
+}
+
+// ferry copy tells the truth: an --include that matches no folder is an error, a password in the
+// URL wins over the environment (and one beside a password on standard input is refused), and the
+// footer adds up what the table shows.
+func TestCopyMessagesSayWhatHappened(t *testing.T) {
+	src := dovecot.Start(t, dovecot.Options{Users: []string{"alice"}})
+	dst := dovecot.Start(t, dovecot.Options{Users: []string{"alice"}})
+	seed(t, dial(t, src), []string{"INBOX", "Work"}, 10)
+	state := filepath.Join(t.TempDir(), "state.db")
+
+	code, out, errs := run(t, "", "copy", imapURL(src, "alice"), imapURL(dst, "alice"), "--state", state, "--include", "^Nothing$")
+	if code != ExitUsage || !strings.Contains(errs, "--include/--exclude leave none of the source's") || !strings.Contains(errs, "6 folders (Drafts, INBOX, Junk, Sent, Trash, Work)") {
+		t.Errorf("an include matching nothing: exit %d, stderr %q", code, errs)
+	}
+	if got := contents(t, dial(t, dst)); len(got) != 0 {
+		t.Fatalf("an include matching nothing copied %d messages", len(got))
+	}
+
+	t.Setenv("FERRY_SRC_PASSWORD", "not-the-password")
+	t.Setenv("FERRY_DST_PASSWORD", "not-the-password")
+	code, out, errs = run(t, "", "copy", imapURL(src, "alice"), imapURL(dst, "alice"), "--state", state)
+	if code != 0 || !strings.Contains(out, "6 folders, 10 messages copied") {
+		t.Fatalf("URL passwords beside wrong ones in the environment: exit %d\n%s\n%s", code, out, errs)
+	}
+	code, _, errs = run(t, "x\n", "copy", imapURL(src, "alice"), imapURL(dst, "alice"), "--state", state, "--src-password-stdin")
+	if code != ExitUsage || !strings.Contains(errs, "src: the URL holds a password and --src-password-stdin reads another; give one") {
+		t.Errorf("URL and standard input: exit %d, stderr %q", code, errs)
+	}
+
+	// Four flag changes: the footer and the table both say 4 updated.
+	sc := dial(t, src)
+	if _, err := sc.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Store(goimap.SeqSetNum(1, 2, 3, 4), &goimap.StoreFlags{Op: goimap.StoreFlagsAdd, Flags: []goimap.Flag{goimap.FlagFlagged}, Silent: true}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = run(t, "", "copy", imapURL(src, "alice"), imapURL(dst, "alice"), "--state", state)
+	if code != 0 || !strings.Contains(out, "0 messages copied (0.0 MB), 4 updated, 0 deleted, 0 errors") {
+		t.Fatalf("after 4 flag changes: exit %d\n%s\n%s", code, out, errs)
+	}
+	updated := 0
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) >= 9 && (f[0] == "INBOX" || f[0] == "Work") {
+			var n int
+			fmt.Sscan(f[5], &n)
+			updated += n
+		}
+	}
+	if updated != 4 {
+		t.Errorf("the table's UPDATED column adds up to %d, want 4:\n%s", updated, out)
+	}
+	code, out, _ = run(t, "", "copy", imapURL(src, "alice"), imapURL(dst, "alice"), "--state", state)
+	if code != 0 || !strings.Contains(out, "0 messages copied (0.0 MB), 0 updated, 0 deleted, 0 errors") {
+		t.Fatalf("a run with no change: exit %d\n%s", code, out)
 	}
 }

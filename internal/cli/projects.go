@@ -347,6 +347,17 @@ func splitCSV(s string) []string {
 	return out
 }
 
+// reconciledWord says whether the latest check reconciled: yes, NO, or - before any check.
+func reconciledWord(s model.ItemStats) string {
+	switch {
+	case !s.Checked():
+		return "-"
+	case s.Reconciled():
+		return "yes"
+	}
+	return "NO: " + reconcileText(s.Missing, s.Extra)
+}
+
 func statsCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use: "stats PROJECT", Short: "Per-item status, folders, objects, bytes, errors and duration", Args: cobra.ExactArgs(1),
@@ -356,13 +367,15 @@ func statsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return g.print(st, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "SOURCE\tSTATUS\tFOLDERS\tOBJECTS\tSIZE\tERRORS\tDURATION")
-				for _, it := range st.Items {
-					fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%d\t%s\n", it.SourceEmail, it.Status, it.Stats.Folders, it.Stats.Objects, human(it.Stats.Bytes),
-						it.Stats.Errors, time.Duration(it.Stats.Duration)*time.Millisecond)
+				fmt.Fprintln(w, "SOURCE\tSTATUS\tFOLDERS\tOBJECTS\tSIZE\tERRORS\tDURATION\tMATCHED\tMISSING\tEXTRA\tRECONCILED")
+				row := func(name, status string, s model.ItemStats) {
+					fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%d\t%s\t%d\t%d\t%d\t%s\n", name, status, s.Folders, s.Objects, human(s.Bytes), s.Errors,
+						time.Duration(s.Duration)*time.Millisecond, s.Matched, s.Missing, s.Extra, reconciledWord(s))
 				}
-				t := st.Total
-				fmt.Fprintf(w, "TOTAL\t%d items\t%d\t%d\t%s\t%d\t%s\n", len(st.Items), t.Folders, t.Objects, human(t.Bytes), t.Errors, time.Duration(t.Duration)*time.Millisecond)
+				for _, it := range st.Items {
+					row(it.SourceEmail, string(it.Status), it.Stats)
+				}
+				row("TOTAL", fmt.Sprintf("%d items", len(st.Items)), st.Total)
 			})
 		},
 	}

@@ -63,18 +63,23 @@ type Progress struct {
 
 // FolderResult is the per-folder outcome of a copy, with its reconciliation.
 type FolderResult struct {
-	Source       string `json:"source"`
-	Target       string `json:"target"`
-	Copied       int64  `json:"copied"`
-	Bytes        int64  `json:"bytes"`
-	Updated      int64  `json:"updated"`
-	Deleted      int64  `json:"deleted,omitempty"`
-	Skipped      int64  `json:"skipped"`
-	Errors       int64  `json:"errors"`
-	SourceCount  int    `json:"source_count"`
-	TargetCount  int    `json:"target_count"`
-	Filtered     int    `json:"filtered"`             // left out by a date filter, so not expected at the target
-	WouldCopy    int64  `json:"would_copy,omitempty"` // dry run: objects that a real pass would write
+	Source      string `json:"source"`
+	Target      string `json:"target"`
+	Copied      int64  `json:"copied"`
+	Bytes       int64  `json:"bytes"`
+	Updated     int64  `json:"updated"`
+	Deleted     int64  `json:"deleted,omitempty"`
+	Skipped     int64  `json:"skipped"`
+	Errors      int64  `json:"errors"`
+	SourceCount int    `json:"source_count"`
+	TargetCount int    `json:"target_count"`
+	Filtered    int    `json:"filtered"`             // left out by a date filter, so not expected at the target
+	WouldCopy   int64  `json:"would_copy,omitempty"` // dry run: objects that a real pass would write
+	// Matched, Missing and Extra compare the target's count with what it should hold (the source's
+	// less what a date filter left out): extras are no match, so both must be zero to reconcile.
+	Matched      int    `json:"matched"`
+	Missing      int    `json:"missing"`
+	Extra        int    `json:"extra"`
 	Reconciled   bool   `json:"reconciled"`
 	ErrorSummary string `json:"error,omitempty"`
 }
@@ -110,6 +115,16 @@ func CompileOptions(o model.ProjectOptions) (inc, exc []*regexp.Regexp, rules []
 		rules = append(rules, FolderRule{From: re, To: r.To})
 	}
 	return inc, exc, rules, nil
+}
+
+// Selects reports whether the include and exclude rules leave any of folders to copy.
+func (o CopyOptions) Selects(folders []connector.Folder) bool {
+	for _, f := range folders {
+		if _, ok := o.targetPath(f.Path); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // targetPath applies include/exclude and mapping rules; ok is false for a folder left out.
@@ -293,7 +308,11 @@ func (c *folderCopy) run(ctx context.Context, tpath string) error {
 		return fmt.Errorf("count target folder %q: %w", tpath, err)
 	}
 	c.res.TargetCount = n
-	c.res.Reconciled = c.res.TargetCount >= c.res.SourceCount-c.res.Filtered
+	expected := c.res.SourceCount - c.res.Filtered
+	c.res.Matched = min(expected, n)
+	c.res.Missing, c.res.Extra = expected-c.res.Matched, n-c.res.Matched
+	c.res.Reconciled = c.res.Missing == 0 && c.res.Extra == 0
+	c.t.add(model.ItemStats{Matched: int64(c.res.Matched), Missing: int64(c.res.Missing), Extra: int64(c.res.Extra)}, "")
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 
@@ -25,14 +26,47 @@ type AppCredential struct {
 	ManagedIdentity     bool
 }
 
-type azureTokens struct{ cred azcore.TokenCredential }
+type azureTokens struct {
+	cred  azcore.TokenCredential
+	reach *reachTransport
+}
 
 func (a azureTokens) Token(ctx context.Context, scope string) (string, error) {
 	t, err := a.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
 	if err != nil {
+		// azidentity flattens the transport's error into text; give the cause back its type.
+		if cause := a.reach.take(); cause != nil {
+			return "", fmt.Errorf("%w (%v)", cause, err)
+		}
 		return "", err
 	}
 	return t.Token, nil
+}
+
+// reachTransport remembers the last error that says the sign-in service cannot be reached at all,
+// which azidentity would otherwise only pass on as text.
+type reachTransport struct {
+	next policy.Transporter
+	mu   sync.Mutex
+	last error
+}
+
+func (t *reachTransport) Do(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.Do(req)
+	if _, ok := Unreachable(err); ok {
+		t.mu.Lock()
+		t.last = err
+		t.mu.Unlock()
+	}
+	return resp, err
+}
+
+func (t *reachTransport) take() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	err := t.last
+	t.last = nil
+	return err
 }
 
 // Credentials caches one azidentity credential (and so its tokens) per tenant, app and cloud.
@@ -55,6 +89,25 @@ func (cs *Credentials) For(c Cloud, app AppCredential) (TokenSource, error) {
 	}
 	opts := cs.Options
 	opts.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: strings.TrimRight(c.LoginURL, "/") + "/"}
+	reach := &reachTransport{next: opts.Transport}
+	if reach.next == nil {
+		reach.next = http.DefaultClient
+	}
+	opts.Transport = reach
+	// azcore's retry policy, but no retries where the sign-in service cannot be reached at all:
+	// an untrusted certificate or a closed port is reported at once, not after eight seconds.
+	opts.Retry.ShouldRetry = func(resp *http.Response, err error) bool {
+		if err != nil {
+			_, unreachable := Unreachable(err)
+			return !unreachable
+		}
+		switch resp.StatusCode {
+		case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
+			http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
+	}
 	custom := true
 	for _, known := range Clouds {
 		custom = custom && known.LoginURL != c.LoginURL
@@ -87,7 +140,7 @@ func (cs *Credentials) For(c Cloud, app AppCredential) (TokenSource, error) {
 	if cs.cache == nil {
 		cs.cache = map[string]TokenSource{}
 	}
-	ts := azureTokens{cred}
+	ts := azureTokens{cred, reach}
 	cs.cache[key] = ts
 	return ts, nil
 }

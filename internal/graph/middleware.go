@@ -2,6 +2,8 @@ package graph
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"log/slog"
@@ -105,6 +107,9 @@ func (t *retryTransport) shouldRetry(resp *http.Response, err error, attempt int
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return 0, false
 		}
+		if _, ok := Unreachable(err); ok {
+			return 0, false // asking again changes nothing: say why at once
+		}
 		var ne net.Error
 		if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.As(err, &ne) ||
 			strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "server closed") {
@@ -161,4 +166,26 @@ func (t *logTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	t.log.Debug("graph", attrs...)
 	return resp, err
+}
+
+// Unreachable says why a server cannot be reached at all, for the errors no retry cures: a TLS
+// certificate that is not trusted, a refused connection, a host name that does not exist.
+func Unreachable(err error) (string, bool) {
+	if err == nil {
+		return "", false
+	}
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var dns *net.DNSError
+	switch {
+	case errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci):
+		return "its TLS certificate is not trusted; set the endpoint's ca_cert to the certificate of the CA that signed it", true
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "the connection was refused (nothing listens on that port)", true
+	case errors.As(err, &dns) && dns.IsNotFound:
+		return "the host name does not exist", true
+	}
+	return "", false
 }

@@ -195,13 +195,24 @@ const (
 	// PidTagMessageDeliveryTime and PidTagClientSubmitTime keep the original dates.
 	PropDeliveryTime = "SystemTime 0x0E06"
 	PropSubmitTime   = "SystemTime 0x0039"
+	// PidTagLastVerbExecuted: 102 replied, 103 replied to all, 104 forwarded; what Outlook shows
+	// as the message's icon and IMAP keeps as \Answered and $Forwarded.
+	PropLastVerb = "Integer 0x1081"
+)
+
+// Last verbs of PropLastVerb.
+const (
+	VerbReply    = "102"
+	VerbReplyAll = "103"
+	VerbForward  = "104"
 )
 
 // MessagesDelta starts (link "") or continues a delta query on a folder's messages.
 func (c *Client) MessagesDelta(ctx context.Context, user, folder, link string) (func(yield func(Message, error) bool), func() string) {
 	if link == "" {
 		link = "/users/" + url.PathEscape(user) + "/mailFolders/" + url.PathEscape(folder) + "/messages/delta" +
-			Query("$select", "id,changeKey,internetMessageId,receivedDateTime,isRead,categories,flag,parentFolderId")
+			Query("$select", "id,changeKey,internetMessageId,receivedDateTime,isRead,isDraft,categories,flag,parentFolderId",
+				"$expand", "singleValueExtendedProperties($filter=id eq '"+PropLastVerb+"')")
 	}
 	return All[Message](ctx, c, link)
 }

@@ -8,8 +8,10 @@ import (
 	"io"
 	"net/http"
 	"net/mail"
+	"net/url"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -434,6 +436,10 @@ func (s *Server) messagesDelta(w http.ResponseWriter, r *http.Request, c caller)
 	if !ok {
 		return
 	}
+	expand, ok := expandProps(w, r)
+	if !ok {
+		return
+	}
 	base := s.BaseURL() // before withMailbox takes the lock
 	s.withMailbox(w, r, c, func(mb *mailbox) {
 		f := mb.folder(r.PathValue("fid"))
@@ -448,7 +454,11 @@ func (s *Server) messagesDelta(w http.ResponseWriter, r *http.Request, c caller)
 		var out []map[string]any
 		for _, m := range f.Messages {
 			if m.Touched > since {
-				out = append(out, m.view(f))
+				v := m.view(f)
+				if expand != nil {
+					v["singleValueExtendedProperties"] = expand(m)
+				}
+				out = append(out, v)
 			}
 		}
 		if since >= 0 {
@@ -458,10 +468,57 @@ func (s *Server) messagesDelta(w http.ResponseWriter, r *http.Request, c caller)
 				}
 			}
 		}
+		// The link keeps the query's $select and $expand, as Graph's sync state does.
+		q := url.Values{}
+		for _, k := range []string{"$select", "$expand"} {
+			if v := r.URL.Query().Get(k); v != "" {
+				q.Set(k, v)
+			}
+		}
+		q.Set("$deltatoken", strconv.Itoa(mb.Seq))
 		writeJSON(w, http.StatusOK, map[string]any{"value": nonNilMaps(out),
-			"@odata.deltaLink": base + r.URL.Path + "?$deltatoken=" + strconv.Itoa(mb.Seq)})
+			"@odata.deltaLink": base + r.URL.Path + "?" + strings.ReplaceAll(q.Encode(), "%24", "$")})
 	})
 }
+
+// expandProps reads $expand=singleValueExtendedProperties, with or without ($filter=id eq '…'):
+// nil when the request does not ask for them, else what gives a message's properties.
+func expandProps(w http.ResponseWriter, r *http.Request) (func(*message) []map[string]string, bool) {
+	e := strings.TrimSpace(r.URL.Query().Get("$expand"))
+	if e == "" {
+		return nil, true
+	}
+	rest, ok := strings.CutPrefix(e, "singleValueExtendedProperties")
+	if !ok {
+		graphError(w, http.StatusBadRequest, "BadRequest", "The emulator expands only singleValueExtendedProperties.")
+		return nil, false
+	}
+	want := ""
+	if rest != "" {
+		m := expandFilterRE.FindStringSubmatch(rest)
+		if m == nil {
+			graphError(w, http.StatusBadRequest, "BadRequest", "The emulator takes singleValueExtendedProperties($filter=id eq '…').")
+			return nil, false
+		}
+		want = strings.ReplaceAll(m[1], "''", "'")
+	}
+	return func(msg *message) []map[string]string {
+		props := []map[string]string{}
+		keys := make([]string, 0, len(msg.Props))
+		for k := range msg.Props {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if want == "" || strings.EqualFold(k, want) {
+				props = append(props, map[string]string{"id": k, "value": msg.Props[k]})
+			}
+		}
+		return props
+	}, true
+}
+
+var expandFilterRE = regexp.MustCompile(`^\(\$filter=id eq '((?:[^']|'')*)'\)$`)
 
 func nonNilMaps(m []map[string]any) []map[string]any {
 	if m == nil {
@@ -517,7 +574,10 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, c caller) 
 	if !ok {
 		return
 	}
-	expand := strings.Contains(r.URL.Query().Get("$expand"), "singleValueExtendedProperties")
+	expand, ok := expandProps(w, r)
+	if !ok {
+		return
+	}
 	base := s.BaseURL()
 	s.withMailbox(w, r, c, func(mb *mailbox) {
 		f := mb.folder(r.PathValue("fid"))
@@ -538,12 +598,8 @@ func (s *Server) listMessages(w http.ResponseWriter, r *http.Request, c caller) 
 		out := []map[string]any{}
 		for _, m := range all[min(skip, len(all)):end] {
 			v := m.view(f)
-			if expand {
-				props := []map[string]string{}
-				for k, val := range m.Props {
-					props = append(props, map[string]string{"id": k, "value": val})
-				}
-				v["singleValueExtendedProperties"] = props
+			if expand != nil {
+				v["singleValueExtendedProperties"] = expand(m)
 			}
 			out = append(out, v)
 		}

@@ -247,7 +247,19 @@ type ItemStats struct {
 	Skipped  int64 `json:"skipped"`
 	Errors   int64 `json:"errors"`
 	Duration int64 `json:"duration_ms"`
+	// The reconciliation of the latest pass that checked one, over all folders: objects the
+	// target holds for the source's (matched), source objects it lacks (missing), and objects it
+	// holds beyond them (extra). Only matched alone reconciles.
+	Matched int64 `json:"matched"`
+	Missing int64 `json:"missing"`
+	Extra   int64 `json:"extra"`
 }
+
+// Reconciled reports whether the latest check found every object and nothing more.
+func (s ItemStats) Reconciled() bool { return s.Missing == 0 && s.Extra == 0 }
+
+// Checked reports whether a pass has reconciled the item at all.
+func (s ItemStats) Checked() bool { return s.Matched+s.Missing+s.Extra > 0 }
 
 // Add accumulates o into s.
 func (s *ItemStats) Add(o ItemStats) {
@@ -257,6 +269,9 @@ func (s *ItemStats) Add(o ItemStats) {
 	s.Skipped += o.Skipped
 	s.Errors += o.Errors
 	s.Duration += o.Duration
+	s.Matched += o.Matched
+	s.Missing += o.Missing
+	s.Extra += o.Extra
 }
 
 // Item is one line of a project: one mailbox, drive or site.

@@ -286,12 +286,12 @@ func (s *Store) FinishRun(ctx context.Context, passID, itemID string, status mod
 }
 
 func (s *Store) itemTotals(ctx context.Context, q querier, itemID string) (model.ItemStats, error) {
-	rows, err := q.QueryContext(ctx, s.q(`SELECT stats FROM runs WHERE item_id = ? AND finished_at IS NOT NULL`), itemID)
+	rows, err := q.QueryContext(ctx, s.q(`SELECT stats FROM runs WHERE item_id = ? AND finished_at IS NOT NULL ORDER BY finished_at`), itemID)
 	if err != nil {
 		return model.ItemStats{}, err
 	}
 	defer rows.Close()
-	var total model.ItemStats
+	var total, latest model.ItemStats
 	for rows.Next() {
 		var raw string
 		if err := rows.Scan(&raw); err != nil {
@@ -300,7 +300,12 @@ func (s *Store) itemTotals(ctx context.Context, q querier, itemID string) (model
 		var st model.ItemStats
 		json.Unmarshal([]byte(raw), &st)
 		total.Add(st)
+		if st.Checked() {
+			latest = st
+		}
 	}
+	// Work adds up over passes; a reconciliation is what the latest check found.
+	total.Matched, total.Missing, total.Extra = latest.Matched, latest.Missing, latest.Extra
 	return total, rows.Err()
 }
 

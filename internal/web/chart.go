@@ -63,8 +63,7 @@ func throughputChart(hours []store.HourBucket) chart {
 // folderRow is one line of an item's per-folder statistics and reconciliation.
 type folderRow struct {
 	engine.FolderResult
-	Pass    model.PassType
-	Missing int // source objects (less those filtered out) not found at the target
+	Pass model.PassType
 }
 
 // latestFolders reads the per-folder results of the newest run that has them.
@@ -77,9 +76,6 @@ func latestFolders(runs []model.Run) []folderRow {
 		out := make([]folderRow, len(fs))
 		for i, f := range fs {
 			out[i] = folderRow{FolderResult: f, Pass: r.PassType}
-			if d := f.SourceCount - f.Filtered - f.TargetCount; d > 0 {
-				out[i].Missing = d
-			}
 		}
 		return out
 	}

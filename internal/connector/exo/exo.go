@@ -165,6 +165,13 @@ var aadsts = regexp.MustCompile(`AADSTS\d+: [^".]*`)
 
 // explain turns a Graph refusal into what the administrator must fix, classified for the engine.
 func explain(err error, s connector.Side, what string) error {
+	if why, ok := graph.Unreachable(err); ok {
+		host := s.Endpoint.Settings.Host
+		if host == "" {
+			host = "Microsoft 365 (tenant " + s.Endpoint.Settings.Tenant + ")"
+		}
+		return connector.Classify(connector.Fatal, fmt.Errorf("cannot reach %s: %s (%w)", host, why, err))
+	}
 	var af *azidentity.AuthenticationFailedError
 	if errors.As(err, &af) {
 		reason := "the sign-in service refused the app"

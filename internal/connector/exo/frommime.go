@@ -22,7 +22,6 @@ const (
 	propTransportHeaders = "String 0x007D"
 	propInReplyTo        = "String 0x1042"
 	propReferences       = "String 0x1039"
-	propLastVerb         = "Integer 0x1081" // PidTagLastVerbExecuted: 102 replied, 104 forwarded
 	msgFlagRead          = 0x1
 	msgFlagUnsent        = 0x8
 )
@@ -167,9 +166,9 @@ func (d *decomposed) state(received time.Time, flags []string) {
 		case strings.EqualFold(f, `\Flagged`):
 			m.Flag = &graph.Flag{FlagStatus: "flagged"}
 		case strings.EqualFold(f, `\Answered`):
-			m.SingleValueExtendedProperties = append(m.SingleValueExtendedProperties, graph.ExtendedProperty{ID: propLastVerb, Value: "102"})
+			m.SingleValueExtendedProperties = append(m.SingleValueExtendedProperties, graph.ExtendedProperty{ID: graph.PropLastVerb, Value: graph.VerbReply})
 		case strings.EqualFold(f, `$Forwarded`):
-			m.SingleValueExtendedProperties = append(m.SingleValueExtendedProperties, graph.ExtendedProperty{ID: propLastVerb, Value: "104"})
+			m.SingleValueExtendedProperties = append(m.SingleValueExtendedProperties, graph.ExtendedProperty{ID: graph.PropLastVerb, Value: graph.VerbForward})
 		case strings.HasPrefix(f, `\`):
 			// \Deleted and \Recent have no Exchange counterpart.
 		default:
@@ -179,6 +178,11 @@ func (d *decomposed) state(received time.Time, flags []string) {
 	m.SingleValueExtendedProperties = append(m.SingleValueExtendedProperties, graph.ExtendedProperty{ID: graph.PropMessageFlags, Value: fmt.Sprint(mflags)})
 	if !received.IsZero() {
 		m.SingleValueExtendedProperties = append(m.SingleValueExtendedProperties, graph.ExtendedProperty{ID: graph.PropDeliveryTime, Value: received.UTC().Format(time.RFC3339)})
+		// A message without a Date (or with one no reader can read) was sent when it arrived,
+		// as far as anyone can tell: not in the year 1, nor at the time of the copy.
+		if prop(*m, graph.PropSubmitTime) == "" {
+			m.SingleValueExtendedProperties = append(m.SingleValueExtendedProperties, graph.ExtendedProperty{ID: graph.PropSubmitTime, Value: received.UTC().Format(time.RFC3339)})
+		}
 	}
 }
 

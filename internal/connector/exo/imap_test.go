@@ -46,6 +46,17 @@ func exchangeMail(t *testing.T, c *graph.Client, user string) []string {
 			if m.IsRead {
 				flags = append(flags, `\Seen`)
 			}
+			if m.IsDraft {
+				flags = append(flags, `\Draft`)
+			}
+			for _, p := range m.SingleValueExtendedProperties {
+				switch {
+				case p.ID == graph.PropLastVerb && (p.Value == graph.VerbReply || p.Value == graph.VerbReplyAll):
+					flags = append(flags, `\Answered`)
+				case p.ID == graph.PropLastVerb && p.Value == graph.VerbForward:
+					flags = append(flags, "$Forwarded")
+				}
+			}
 			if m.Flag != nil && m.Flag.FlagStatus == "flagged" {
 				flags = append(flags, `\Flagged`)
 			}

@@ -2,6 +2,8 @@ package exo_test
 
 import (
 	"bytes"
+	"slices"
+
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -10,6 +12,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-imap/v2"
 
 	"github.com/ferry-migrate/ferry/internal/connector"
 	"github.com/ferry-migrate/ferry/internal/connector/exo"
@@ -24,7 +28,8 @@ import (
 // TestCorpusRoundTrip sends the project's own hard MIME cases from Dovecot through (emulated)
 // Exchange and back to Dovecot, then reads every message that came back: subject, addresses, body
 // text and every attachment's name and bytes are exactly what the corpus expects of the original.
-// Three passes out add nothing twice.
+// IMAP state survives too: \Seen, \Flagged, \Answered, $Forwarded, \Draft and keywords. Three
+// passes out add nothing twice.
 func TestCorpusRoundTrip(t *testing.T) {
 	dir, exp := mimecorpus.Load(t)
 	names := make([]string, 0, len(exp))
@@ -37,14 +42,20 @@ func TestCorpusRoundTrip(t *testing.T) {
 	ac := d.Dial(t, "alice")
 	base := time.Date(2022, 3, 1, 9, 0, 0, 0, time.UTC)
 	byDate := map[time.Time]string{} // every message has an internal date of its own
+	flagsOf := map[string][]string{}
 	for i, name := range names {
 		body, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		date := base.Add(time.Duration(i) * time.Hour)
-		dovecot.Append(t, ac, "INBOX", body, date)
+		flags := [][]imap.Flag{{imap.FlagSeen, imap.FlagAnswered}, {"$Forwarded", "Project-X"}, {imap.FlagDraft}, {imap.FlagSeen, imap.FlagFlagged, imap.FlagAnswered, "Kunde_A"}, {}}[i%5]
+		dovecot.Append(t, ac, "INBOX", body, date, flags...)
 		byDate[date] = name
+		for _, f := range flags {
+			flagsOf[name] = append(flagsOf[name], string(f))
+		}
+		slices.Sort(flagsOf[name])
 	}
 	for i := range 3 {
 		src, err := ferryimap.Connector{}.OpenSource(ctx, imapSide(t, d, "alice"))
@@ -96,6 +107,9 @@ func TestCorpusRoundTrip(t *testing.T) {
 		}
 		seen[name] = true
 		t.Run(name, func(t *testing.T) {
+			if want := flagsOf[name]; !slices.Equal(m.Flags, want) && !(len(m.Flags) == 0 && len(want) == 0) {
+				t.Errorf("flags %v, want %v", m.Flags, want)
+			}
 			var atts []mimecorpus.Attachment
 			msg, err := mailparse.Read(bytes.NewReader(m.Body), 1<<20, func(p mailparse.Part, r io.Reader) error {
 				h := sha256.New()

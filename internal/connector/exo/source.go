@@ -157,11 +157,25 @@ func listDelta[T any](ctx context.Context, s *source, f connector.Folder, id str
 }
 
 // imapFlags maps a message's state to IMAP flags: read is \Seen, a follow-up flag is \Flagged,
-// and each category a keyword (spaces and other characters IMAP forbids in a keyword become _).
+// a draft \Draft, replied (to all) \Answered, forwarded $Forwarded, and each category a keyword
+// (spaces and other characters IMAP forbids in a keyword become _).
 func imapFlags(m graph.Message) []string {
 	var flags []string
 	if m.IsRead {
 		flags = append(flags, `\Seen`)
+	}
+	if m.IsDraft {
+		flags = append(flags, `\Draft`)
+	}
+	for _, p := range m.SingleValueExtendedProperties {
+		if strings.EqualFold(p.ID, graph.PropLastVerb) {
+			switch p.Value {
+			case graph.VerbReply, graph.VerbReplyAll:
+				flags = append(flags, `\Answered`)
+			case graph.VerbForward:
+				flags = append(flags, "$Forwarded")
+			}
+		}
 	}
 	if m.Flag != nil && m.Flag.FlagStatus == "flagged" {
 		flags = append(flags, `\Flagged`)

@@ -366,7 +366,7 @@ func TestCopyMessagesSayWhatHappened(t *testing.T) {
 	seed(t, dial(t, src), []string{"INBOX", "Work"}, 10)
 	state := filepath.Join(t.TempDir(), "state.db")
 
-	code, out, errs := run(t, "", "copy", imapURL(src, "alice"), imapURL(dst, "alice"), "--state", state, "--include", "^Nothing$")
+	code, _, errs := run(t, "", "copy", imapURL(src, "alice"), imapURL(dst, "alice"), "--state", state, "--include", "^Nothing$")
 	if code != ExitUsage || !strings.Contains(errs, "--include/--exclude leave none of the source's") || !strings.Contains(errs, "6 folders (Drafts, INBOX, Junk, Sent, Trash, Work)") {
 		t.Errorf("an include matching nothing: exit %d, stderr %q", code, errs)
 	}
@@ -376,7 +376,7 @@ func TestCopyMessagesSayWhatHappened(t *testing.T) {
 
 	t.Setenv("FERRY_SRC_PASSWORD", "not-the-password")
 	t.Setenv("FERRY_DST_PASSWORD", "not-the-password")
-	code, out, errs = run(t, "", "copy", imapURL(src, "alice"), imapURL(dst, "alice"), "--state", state)
+	code, out, errs := run(t, "", "copy", imapURL(src, "alice"), imapURL(dst, "alice"), "--state", state)
 	if code != 0 || !strings.Contains(out, "6 folders, 10 messages copied") {
 		t.Fatalf("URL passwords beside wrong ones in the environment: exit %d\n%s\n%s", code, out, errs)
 	}

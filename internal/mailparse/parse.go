@@ -47,7 +47,7 @@ type Message struct {
 // An error means the header could not be read at all.
 func Read(r io.Reader, maxBody int, save Save) (*Message, error) {
 	lr := &headerLimit{r: lenient(r), n: maxHeader}
-	br := bufio.NewReaderSize(lr, 64<<10)
+	br := bufio.NewReader(lr)
 	h, err := textproto.ReadHeader(br)
 	if err != nil {
 		return nil, err
@@ -371,6 +371,7 @@ func extOf(name string) string {
 	return ""
 }
 
-func unfold(s string) string {
-	return strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(s)
-}
+var unfolder = strings.NewReplacer("\r\n", "", "\n", "", "\r", "")
+
+// unfold joins a folded header value's lines.
+func unfold(s string) string { return unfolder.Replace(s) }

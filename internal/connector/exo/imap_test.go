@@ -166,6 +166,29 @@ func updated(res []engine.FolderResult) (n int64) {
 	return n
 }
 
+// copyBack copies user01@fabrikam.com's mailbox from the emulator to Dovecot's bob, as a second
+// item of the rig's project.
+func (r *rig) copyBack(t *testing.T, d *dovecot.Server) (model.ItemStats, error) {
+	t.Helper()
+	src, err := exo.Connector{}.OpenSource(ctx, connector.Side{Endpoint: r.dst, Email: "user01@fabrikam.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := ferryimap.Connector{}.OpenTarget(ctx, imapSide(t, d, "bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	it, _ := r.st.Item(ctx, r.item)
+	r.st.ImportItems(ctx, it.ProjectID, "t", []store.ItemInput{{SourceEmail: "user01@fabrikam.com", TargetEmail: "bob"}})
+	items, _, _ := r.st.Items(ctx, it.ProjectID, store.ItemFilter{Text: "bob"})
+	if len(items) != 1 {
+		t.Fatalf("the item back: %v", items)
+	}
+	stats, _, err := engine.CopyMailbox(ctx, r.st, src, dst, engine.CopyOptions{ItemID: items[0].ID, PassID: "back", Connections: 2})
+	return stats, err
+}
+
 // imapSide is a Dovecot user as one side of a copy.
 func imapSide(t *testing.T, d *dovecot.Server, user string) connector.Side {
 	t.Helper()
@@ -357,22 +380,7 @@ func TestIMAPToExchange(t *testing.T) {
 	check()
 
 	// Back to Dovecot: byte for byte what the emulator serves.
-	src, err := exo.Connector{}.OpenSource(ctx, connector.Side{Endpoint: r.dst, Email: "user01@fabrikam.com"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst, err := ferryimap.Connector{}.OpenTarget(ctx, imapSide(t, d, "bob"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
-	it, _ := r.st.Item(ctx, r.item)
-	r.st.ImportItems(ctx, it.ProjectID, "t", []store.ItemInput{{SourceEmail: "user01@fabrikam.com", TargetEmail: "bob"}})
-	items, _, _ := r.st.Items(ctx, it.ProjectID, store.ItemFilter{Text: "bob"})
-	if len(items) != 1 {
-		t.Fatalf("the item back: %v", items)
-	}
-	if stats, _, err := engine.CopyMailbox(ctx, r.st, src, dst, engine.CopyOptions{ItemID: items[0].ID, PassID: "b", Connections: 2}); err != nil || stats.Objects != int64(total) {
+	if stats, err := r.copyBack(t, d); err != nil || stats.Objects != int64(total) {
 		t.Fatalf("copy back: %+v %v, want %d", stats, err, total)
 	}
 	if got, want := imapMail(t, d.Dial(t, "bob")), exchangeMail(t, tc, "user01@fabrikam.com"); !slices.Equal(got, want) {

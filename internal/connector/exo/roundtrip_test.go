@@ -20,7 +20,6 @@ import (
 	ferryimap "github.com/ferry-migrate/ferry/internal/connector/imap"
 	"github.com/ferry-migrate/ferry/internal/engine"
 	"github.com/ferry-migrate/ferry/internal/mailparse"
-	"github.com/ferry-migrate/ferry/internal/store"
 	"github.com/ferry-migrate/ferry/internal/testenv/dovecot"
 	"github.com/ferry-migrate/ferry/internal/testenv/mimecorpus"
 )
@@ -81,19 +80,7 @@ func TestCorpusRoundTrip(t *testing.T) {
 	}
 
 	// Back to Dovecot, for bob.
-	src, err := exo.Connector{}.OpenSource(ctx, connector.Side{Endpoint: r.dst, Email: "user01@fabrikam.com"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst, err := ferryimap.Connector{}.OpenTarget(ctx, imapSide(t, d, "bob"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
-	it, _ := r.st.Item(ctx, r.item)
-	r.st.ImportItems(ctx, it.ProjectID, "t", []store.ItemInput{{SourceEmail: "user01@fabrikam.com", TargetEmail: "bob"}})
-	items, _, _ := r.st.Items(ctx, it.ProjectID, store.ItemFilter{Text: "bob"})
-	if stats, _, err := engine.CopyMailbox(ctx, r.st, src, dst, engine.CopyOptions{ItemID: items[0].ID, PassID: "back", Connections: 2}); err != nil || stats.Objects < int64(len(names)) {
+	if stats, err := r.copyBack(t, d); err != nil || stats.Objects < int64(len(names)) {
 		t.Fatalf("copy back: %+v %v, want at least %d", stats, err, len(names))
 	}
 	seen := map[string]bool{}

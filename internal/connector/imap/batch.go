@@ -144,14 +144,9 @@ func (m *Mailbox) closeRaws() {
 // dialBatch connects as dial does (host slot, security, certificate checks) and signs in with the
 // same mechanism.
 func dialBatch(ctx context.Context, cf Config, caps imap.CapSet) (*batchConn, error) {
-	release, err := cf.takeSlot(ctx)
+	release, tc, err := cf.slotAndTLS(ctx)
 	if err != nil {
 		return nil, err
-	}
-	tc, err := cf.tlsConfig()
-	if err != nil {
-		release()
-		return nil, connector.Classify(connector.Fatal, err)
 	}
 	d := &net.Dialer{Timeout: 30 * time.Second}
 	nc, err := d.DialContext(ctx, "tcp", cf.addr())

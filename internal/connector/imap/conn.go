@@ -121,16 +121,26 @@ func (cf Config) takeSlot(ctx context.Context) (release func(), _ error) {
 	}
 }
 
-// dial connects and signs in, waiting for a host slot first.
-func dial(ctx context.Context, cf Config) (*conn, error) {
+// slotAndTLS waits for one of the host's slots and makes the TLS settings, as every new
+// connection (the pool's and a batch's) does first.
+func (cf Config) slotAndTLS(ctx context.Context) (release func(), _ *tls.Config, _ error) {
 	release, err := cf.takeSlot(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tc, err := cf.tlsConfig()
 	if err != nil {
 		release()
-		return nil, connector.Classify(connector.Fatal, err)
+		return nil, nil, connector.Classify(connector.Fatal, err)
+	}
+	return release, tc, nil
+}
+
+// dial connects and signs in, waiting for a host slot first.
+func dial(ctx context.Context, cf Config) (*conn, error) {
+	release, tc, err := cf.slotAndTLS(ctx)
+	if err != nil {
+		return nil, err
 	}
 	opts := &imapclient.Options{TLSConfig: tc, Dialer: &net.Dialer{Timeout: 30 * time.Second}}
 	var c *imapclient.Client

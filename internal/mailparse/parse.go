@@ -68,6 +68,9 @@ type parser struct {
 	// bodyBy is the multipart/alternative whose form is the body so far, which a later, preferred
 	// form of the same alternative replaces; 0 for none.
 	bodyBy, alts int
+	// related counts the multipart/related parts being read beyond their root: an image there
+	// with a Content-ID is the HTML body's, inline even without a Content-Disposition.
+	related int
 }
 
 // entity reads one entity: a leaf, a multipart, an attached message. canBody says whether a text
@@ -93,7 +96,7 @@ func (p *parser) entity(h textproto.Header, body io.Reader, defaultType string, 
 	}
 	cte := strings.ToLower(strings.TrimSpace(h.Get("Content-Transfer-Encoding")))
 	part := Part{Name: name, ContentType: mt, ContentID: strings.Trim(strings.TrimSpace(h.Get("Content-Id")), "<>")}
-	part.Inline = disp == "inline" && part.ContentID != ""
+	part.Inline = part.ContentID != "" && (disp == "inline" || (p.related > 0 && disp != "attachment"))
 
 	if mt == "message/external-body" {
 		// Its parameters (where the content is) are its whole meaning: keep header and body, as
@@ -219,12 +222,16 @@ func (p *parser) multipart(mt string, params map[string]string, body io.Reader, 
 		default:
 			childCanBody = canBody && p.msg.Body == nil
 		}
-		if err := p.entity(part.Header, part, defaultType, childCanBody); err != nil {
-			return err
+		inRelated := mt == "multipart/related" && n > 1
+		if inRelated {
+			p.related++
 		}
-		if mt == "multipart/related" && n > 1 {
-			last := &p.msg.Parts[len(p.msg.Parts)-1]
-			last.Inline = last.ContentID != ""
+		err = p.entity(part.Header, part, defaultType, childCanBody)
+		if inRelated {
+			p.related--
+		}
+		if err != nil {
+			return err
 		}
 	}
 	if alt != 0 {

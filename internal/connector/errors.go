@@ -41,3 +41,16 @@ func ClassOf(err error) Class {
 	}
 	return Transient
 }
+
+// Notice is what a target returns, with the copy's reference, when it stored an object but not as
+// it should have been (a message it could not read, kept whole as an attachment): the copy counts
+// and is not made again, and the reason goes to the item's report as the object's error.
+type Notice struct{ Reason string }
+
+func (n *Notice) Error() string { return n.Reason }
+
+// IsNotice reports whether err is a Notice: a copy made, with a reason to report.
+func IsNotice(err error) bool {
+	var n *Notice
+	return errors.As(err, &n)
+}

@@ -403,8 +403,15 @@ func (c *folderCopy) sendPending(ctx context.Context) (stop bool, _ error) {
 	return false, nil
 }
 
-// done records one object's copy: copied, found at the target, or failed.
+// done records one object's copy: copied, found at the target, or failed. A copy made with a
+// notice counts as copied, and the notice goes to the report as the object's error.
 func (c *folderCopy) done(ctx context.Context, obj connector.Object, w model.Watermark, err error) (stop bool, _ error) {
+	if connector.IsNotice(err) {
+		if ferr := c.fail(ctx, obj, err); ferr != nil {
+			return true, ferr
+		}
+		err = nil
+	}
 	if err != nil {
 		return c.objectFailed(ctx, obj, err)
 	}
@@ -498,7 +505,7 @@ func objectError(ctx context.Context, err error, record func() error) (stop bool
 func copyWithRetry(ctx context.Context, src connector.MailboxSource, dst connector.MailboxTarget, f connector.Folder, ref connector.FolderRef, obj connector.Object, claimed map[string]bool) (model.Watermark, error) {
 	for attempt := 1; ; attempt++ {
 		w, err := copyObject(ctx, src, dst, f, ref, obj, claimed)
-		if err == nil || attempt == 3 || connector.ClassOf(err) != connector.Transient || ctx.Err() != nil {
+		if err == nil || connector.IsNotice(err) || attempt == 3 || connector.ClassOf(err) != connector.Transient || ctx.Err() != nil {
 			return w, err
 		}
 		select {
@@ -560,11 +567,11 @@ func copyObject(ctx context.Context, src connector.MailboxSource, dst connector.
 	obj.Size = size // the exact byte count being streamed, for APPEND's literal
 	hr := hashing(body)
 	tref, err := dst.Put(ctx, ref, obj, hr)
-	if err != nil {
+	if err != nil && !connector.IsNotice(err) {
 		return w, fmt.Errorf("write message %s: %w", obj.ID, err)
 	}
 	w.TargetID, w.Hash, w.Size = tref.ID, hexSum(hr.h), hr.n
-	return w, nil
+	return w, err
 }
 
 // accept asks a target that refuses some objects outright (connector.Acceptor) about obj.

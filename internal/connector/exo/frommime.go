@@ -42,6 +42,8 @@ type decomposed struct {
 	msg   graph.NewMessage
 	parts []part
 	spool *os.File // the parts' bytes, one after another
+	// unreadable is why the message could not be read, when it is kept whole as original.eml.
+	unreadable string
 }
 
 func (d *decomposed) Close() error {
@@ -70,6 +72,7 @@ func decompose(r io.ReaderAt, size int64, received time.Time, flags []string) (*
 			d.Close()
 			return nil, serr
 		}
+		d.unreadable = err.Error()
 		d.parts, d.msg = nil, graph.NewMessage{Subject: "(unreadable message)",
 			Body: &graph.ItemBody{ContentType: "text", Content: "Ferry could not read this message (" + err.Error() + "); the original is attached as original.eml."}}
 		if err := d.add(part{name: "original.eml", contentType: "message/rfc822"}, io.NewSectionReader(r, 0, size)); err != nil {

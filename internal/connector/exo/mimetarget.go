@@ -100,8 +100,12 @@ func (t *target) putMIME(ctx context.Context, dst connector.FolderRef, o connect
 	if err != nil {
 		return connector.TargetRef{}, explain(err, t.side, "create a message in "+dst.Path)
 	}
+	var notice error
+	if d.unreadable != "" {
+		notice = &connector.Notice{Reason: "kept whole as original.eml in a note: the message could not be read (" + d.unreadable + ")"}
+	}
 	if len(later) == 0 {
-		return ref(m.ID, m.ChangeKey), nil
+		return ref(m.ID, m.ChangeKey), notice
 	}
 	undo := func(err error) (connector.TargetRef, error) {
 		// Best effort, outside the pass's context: a half-made copy must not stay behind.
@@ -128,7 +132,7 @@ func (t *target) putMIME(ctx context.Context, dst connector.FolderRef, o connect
 	if err != nil {
 		return undo(explain(err, t.side, "stamp a message in "+dst.Path))
 	}
-	return ref(m.ID, stamped.ChangeKey), nil
+	return ref(m.ID, stamped.ChangeKey), notice
 }
 
 func tooLarge(n int64) error {

@@ -2,7 +2,9 @@ package exo_test
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
+	"strings"
 
 	"crypto/sha256"
 	"encoding/hex"
@@ -20,6 +22,7 @@ import (
 	ferryimap "github.com/ferry-migrate/ferry/internal/connector/imap"
 	"github.com/ferry-migrate/ferry/internal/engine"
 	"github.com/ferry-migrate/ferry/internal/mailparse"
+	"github.com/ferry-migrate/ferry/internal/model"
 	"github.com/ferry-migrate/ferry/internal/testenv/dovecot"
 	"github.com/ferry-migrate/ferry/internal/testenv/mimecorpus"
 )
@@ -113,5 +116,48 @@ func TestCorpusRoundTrip(t *testing.T) {
 	}
 	if len(seen) != len(names) {
 		t.Fatalf("%d of %d corpus messages came back", len(seen), len(names))
+	}
+}
+
+// A message Ferry cannot read (a header over 1 MiB) arrives as a note with the original attached
+// whole, counts as copied, and the item's report says so; the next pass neither copies it again
+// nor reports it again.
+func TestUnreadableMessageIsReported(t *testing.T) {
+	r := newRig(t)
+	d := dovecot.Start(t, dovecot.Options{Users: []string{"alice"}})
+	ac := d.Dial(t, "alice")
+	dovecot.Append(t, ac, "INBOX", []byte("Message-ID: <fine@ferry.test>\r\nSubject: fine\r\n\r\nbody\r\n"), time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC))
+	huge := []byte("Message-ID: <huge-header@ferry.test>\r\nX-Long: " + strings.Repeat("x", 2<<20) + "\r\nSubject: too long\r\n\r\nbody\r\n")
+	dovecot.Append(t, ac, "INBOX", huge, time.Date(2022, 1, 2, 0, 0, 0, 0, time.UTC))
+	for pass := range 2 {
+		src, err := ferryimap.Connector{}.OpenSource(ctx, imapSide(t, d, "alice"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst, err := exo.Connector{}.OpenTarget(ctx, connector.Side{Endpoint: r.dst, Email: "user01@fabrikam.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stats, _, err := engine.CopyMailbox(ctx, r.st, src, dst, engine.CopyOptions{ItemID: r.item, PassID: fmt.Sprint("p", pass), Connections: 1})
+		src.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := model.ItemStats{Objects: 2, Errors: 1}
+		if pass == 1 {
+			want = model.ItemStats{}
+		}
+		if stats.Objects != want.Objects || stats.Errors != want.Errors {
+			t.Fatalf("pass %d: %d copied, %d errors; want %d and %d", pass+1, stats.Objects, stats.Errors, want.Objects, want.Errors)
+		}
+	}
+	errs, _ := r.st.ObjectErrors(ctx, r.item, 10)
+	if len(errs) != 1 || !strings.Contains(errs[0].Reason, "kept whole as original.eml in a note: the message could not be read") {
+		t.Fatalf("report %+v, want the unreadable message once", errs)
+	}
+	tc := r.client(t, r.dst, "user01@fabrikam.com")
+	found, err := tc.MessagesWithProperty(ctx, "user01@fabrikam.com", "inbox", exo.StampProperty, fmt.Sprintf("mid:<huge-header@ferry.test>|%d", len(huge)))
+	if err != nil || len(found) != 1 || found[0].Subject != "(unreadable message)" {
+		t.Fatalf("the note at the target: %+v %v", found, err)
 	}
 }

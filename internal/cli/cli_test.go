@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -396,5 +398,86 @@ func TestWorkerNeedsPostgresAndStartsOnIt(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("worker shutdown: %v", err)
+	}
+}
+
+// On PostgreSQL, a node killed mid-pass leaves jobs River had fetched and items it had claimed.
+// Another node gives them back to the queue once the dead node's leases have run out, and every
+// item finishes, each message at the target once.
+func TestKilledNodesItemsRunElsewhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes")
+	}
+	db := storetest.Postgres(t)
+	dir := t.TempDir()
+	key := make([]byte, 32)
+	rand.Read(key)
+	start := func(name string) (*exec.Cmd, string) {
+		data := filepath.Join(dir, name)
+		cmd := exec.Command(os.Args[0], "serve", "--data", data, "--database", db.URL, "--listen", "127.0.0.1:0", "--lease", "2s", "--log-level", "error")
+		cmd.Env = append(os.Environ(), "FERRY_TEST_CHILD="+dir, "FERRY_ADMIN_PASSWORD="+adminPW, "FERRY_MASTER_KEY="+base64.StdEncoding.EncodeToString(key))
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd, waitAddr(t, filepath.Join(data, "serve.addr"))
+	}
+	a, url := start("a")
+	c := client.New(url, "")
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(c.Login(ctx, "admin", adminPW))
+	must(c.Do(ctx, "POST", "/api/v1/endpoints", map[string]any{"name": "src", "kind": "memory", "settings": map[string]any{"host": "crash-src"}}, nil))
+	must(c.Do(ctx, "POST", "/api/v1/endpoints", map[string]any{"name": "dst", "kind": "memory", "settings": map[string]any{"host": "crash-dst"}}, nil))
+	must(c.Do(ctx, "POST", "/api/v1/projects", map[string]any{"name": "crash", "workload": "mailbox", "source": "src", "target": "dst", "options": map[string]any{"max_concurrent": 5}}, nil))
+	var b strings.Builder
+	b.WriteString("source_email,target_email\n")
+	for i := 0; i < 200; i++ {
+		fmt.Fprintf(&b, "u%03d@old.example,u%03d@new.example\n", i, i)
+	}
+	var imp api.ImportResponse
+	must(c.Upload(ctx, "POST", "/api/v1/projects/crash/items/import", "text/csv", strings.NewReader(b.String()), &imp))
+	must(c.Do(ctx, "POST", "/api/v1/projects/crash/passes", map[string]string{"type": "full"}, nil))
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var v api.ProjectView
+		must(c.Do(ctx, "GET", "/api/v1/projects/crash", nil, &v))
+		if v.Counts[model.StatusCompleted] >= 30 && v.Counts[model.StatusRunning] > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pass did not progress: %v", v.Counts)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	must(a.Process.Signal(syscall.SIGKILL))
+	a.Wait()
+
+	_, url = start("b")
+	c = client.New(url, "")
+	must(c.Login(ctx, "admin", adminPW))
+	deadline = time.Now().Add(120 * time.Second)
+	var v api.ProjectView
+	for {
+		must(c.Do(ctx, "GET", "/api/v1/projects/crash", nil, &v))
+		if v.Counts[model.StatusCompleted] == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dead node's items did not finish on the other: %v", v.Counts)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for i := 0; i < 200; i++ {
+		files, _ := filepath.Glob(filepath.Join(dir, "target", fmt.Sprintf("u%03d@new.example", i), "INBOX", "*.eml"))
+		if len(files) != 3 {
+			t.Fatalf("u%03d: %d messages at the target, want 3", i, len(files))
+		}
 	}
 }

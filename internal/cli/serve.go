@@ -73,6 +73,7 @@ FERRY_ADMIN_PASSWORD sets the first admin's password (otherwise one is generated
 	f.StringVar(&o.TLSKey, "tls-key", "", "the PEM private key of --tls-cert")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringSliceVar(&o.TrustedProxies, "trusted-proxies", nil, "reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For names the client; none by default")
+	f.DurationVar(&o.Lease, "lease", 30*time.Second, "how long a node's claim on an item lasts unrenewed; a dead node's items run elsewhere after twice that")
 	f.StringVar(&o.AgentDir, "agent-dir", "", "directory of agent binaries (ferry-agent-windows-amd64.exe…) that agent packages carry; default <data>/agents")
 	return cmd
 }
@@ -133,6 +134,11 @@ func Serve(ctx context.Context, o ServeOptions, out interface{ Write([]byte) (in
 	proxies, err := parsePrefixes(o.TrustedProxies)
 	if err != nil {
 		return withCode(ExitUsage, fmt.Errorf("--trusted-proxies: %w", err))
+	}
+	// The data folder holds the agent signing key (and the master key, when not in the
+	// environment) even when PostgreSQL holds the rest.
+	if err := os.MkdirAll(o.Data, 0o700); err != nil {
+		return fmt.Errorf("data folder: %w", err)
 	}
 	if o.Database == "" {
 		unlock, err := store.LockDir(o.Data)
@@ -260,6 +266,7 @@ the same master.key file in --data) so they can open the stored credentials.`,
 	f.StringVar(&o.Data, "data", "./ferry-data", "directory of the master key file")
 	f.StringVar(&o.Database, "database", "", "postgres://… shared with the server (required)")
 	f.IntVar(&o.Workers, "workers", 50, "items this process migrates at once, across projects")
+	f.DurationVar(&o.Lease, "lease", 30*time.Second, "how long a node's claim on an item lasts unrenewed; a dead node's items run elsewhere after twice that")
 	f.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -283,7 +290,7 @@ func Work(ctx context.Context, o ServeOptions) error {
 		return err
 	}
 	defer st.Close()
-	eng, err := engine.New(ctx, st, engine.Config{Workers: o.Workers, Log: log})
+	eng, err := engine.New(ctx, st, engine.Config{Workers: o.Workers, Lease: o.Lease, Log: log})
 	if err != nil {
 		return err
 	}

@@ -129,6 +129,17 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
+// rescue gives the queue back the jobs of nodes that died (kill -9, a lost machine): their leases
+// stop being renewed, and after twice a lease their jobs run again on whichever node is alive.
+func (e *Engine) rescue(ctx context.Context, now time.Time) {
+	n, err := e.st.RescueOrphanJobs(ctx, ItemArgs{}.Kind(), now.Add(-2*e.cfg.Lease))
+	if err != nil {
+		e.log.Warn("rescue the jobs of dead nodes", "err", err)
+	} else if n > 0 {
+		e.log.Info("rescued the jobs of a dead node", "jobs", n)
+	}
+}
+
 // Shutdown stops taking work; running items checkpoint and go back to the queue for the next start.
 // Calling it again does nothing.
 func (e *Engine) Shutdown(ctx context.Context) (err error) {

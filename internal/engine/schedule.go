@@ -18,12 +18,16 @@ func (e *Engine) scheduleLoop() {
 	defer close(e.schedDone)
 	t := time.NewTicker(e.cfg.ScheduleEvery)
 	defer t.Stop()
+	rescue := time.NewTicker(e.cfg.Lease)
+	defer rescue.Stop()
 	for {
 		e.fireDue(context.Background(), time.Now())
 		select {
 		case <-e.stopSched:
 			return
 		case <-t.C:
+		case <-rescue.C:
+			e.rescue(context.Background(), time.Now())
 		}
 	}
 }

@@ -380,6 +380,26 @@ func (s *Store) RequestStop(ctx context.Context, projectID string, itemIDs []str
 
 // ReleaseAllLeases frees every slot. Only for a single-process database at start, when no other
 // worker can hold one: items left Running by a crash go back to Queued.
+// RescueOrphanJobs makes the job queue run again the item jobs that a node fetched and then died
+// with (PostgreSQL; a SQLite database has one process, which releases everything at start). A job
+// is an orphan when River still has it running since before staleBefore while its item's run is
+// active and no live lease holds the item: a live node renews its lease, or gives a job it cannot
+// claim back within seconds. It returns how many jobs it made available.
+func (s *Store) RescueOrphanJobs(ctx context.Context, kind string, staleBefore time.Time) (int64, error) {
+	if s.dialect != Postgres {
+		return 0, nil
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE river_job j SET state = 'available', scheduled_at = now()
+		FROM runs r JOIN items i ON i.id = r.item_id
+		WHERE j.id = r.job_id AND j.state = 'running' AND j.kind = $1 AND j.attempted_at < $2
+		AND r.status IN ($3, $4) AND (i.lease_expires = '' OR i.lease_expires < $5)`,
+		kind, staleBefore, string(model.StatusQueued), string(model.StatusRunning), ts(time.Now()))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
 func (s *Store) ReleaseAllLeases(ctx context.Context) (int, error) {
 	var n int64
 	err := s.InTx(ctx, func(tx *Tx) error {

@@ -131,12 +131,24 @@ func (e *Engine) Start(ctx context.Context) error {
 
 // rescue gives the queue back the jobs of nodes that died (kill -9, a lost machine): their leases
 // stop being renewed, and after twice a lease their jobs run again on whichever node is alive.
+// It also queues the runs whose jobs were never queued (queueing failed after the pass was
+// committed, say on a busy SQLite database), so no run waits for the next start.
 func (e *Engine) rescue(ctx context.Context, now time.Time) {
 	n, err := e.st.RescueOrphanJobs(ctx, ItemArgs{}.Kind(), now.Add(-2*e.cfg.Lease))
 	if err != nil {
 		e.log.Warn("rescue the jobs of dead nodes", "err", err)
 	} else if n > 0 {
 		e.log.Info("rescued the jobs of a dead node", "jobs", n)
+	}
+	runs, err := e.st.UnqueuedRuns(ctx, 5000)
+	if err == nil && len(runs) > 0 {
+		err = e.enqueue(ctx, runs)
+		if err == nil {
+			e.log.Info("queued runs that had no job", "runs", len(runs))
+		}
+	}
+	if err != nil {
+		e.log.Warn("queue runs that have no job", "err", err)
 	}
 }
 
@@ -198,8 +210,8 @@ func (e *Engine) StartPass(ctx context.Context, r store.PassRequest) (model.Pass
 		active[i] = store.ActiveRun{PassID: run.PassID, ItemID: run.ItemID}
 	}
 	if err := e.enqueue(ctx, active); err != nil {
-		// The pass is committed; the next start's requeueLost will queue what failed here.
-		e.log.Error("queue pass jobs", "pass", p.ID, "err", err)
+		// The pass is committed; rescue queues what failed here within a lease.
+		e.log.Error("queue pass jobs; they are queued again within a lease", "pass", p.ID, "err", err)
 	}
 	return p, skipped, nil
 }

@@ -436,3 +436,25 @@ func TestRunningItemPublishesProgress(t *testing.T) {
 		t.Errorf("running totals seen while the item ran: %v, want at least two, rising", midway)
 	}
 }
+
+// A pass whose jobs were never queued (the queue failed after the pass was committed) is not left
+// waiting for the next start: within a lease its runs get jobs and every item finishes.
+func TestRunsWithoutJobsAreQueued(t *testing.T) {
+	r := newRig(t, storetest.SQLite(t), 6, 2, 3)
+	ctx := context.Background()
+	// The store's half of StartPass, without the engine queueing the jobs.
+	if _, _, _, err := r.st.StartPass(ctx, store.PassRequest{ProjectID: r.project.ID, Type: model.PassFull, Actor: "tester"}); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := r.st.UnqueuedRuns(ctx, 100)
+	if err != nil || len(runs) != 6 {
+		t.Fatalf("unqueued runs: %d %v, want 6", len(runs), err)
+	}
+	r.eng.rescue(ctx, time.Now())
+	if counts := r.waitIdle(t, 30*time.Second); counts[model.StatusCompleted] != 6 {
+		t.Fatalf("statuses %v, want 6 completed", counts)
+	}
+	if runs, _ := r.st.UnqueuedRuns(ctx, 100); len(runs) != 0 {
+		t.Fatalf("%d runs still without a job", len(runs))
+	}
+}

@@ -147,6 +147,26 @@ func (s *Store) ActiveRuns(ctx context.Context, projectID string, itemIDs []stri
 	return out, rows.Err()
 }
 
+// UnqueuedRuns lists active runs that have no job yet (their pass was committed but queueing its
+// jobs failed), at most limit of them.
+func (s *Store) UnqueuedRuns(ctx context.Context, limit int) ([]ActiveRun, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT pass_id, item_id FROM runs WHERE job_id = 0 AND status IN (?, ?) ORDER BY pass_id, item_id LIMIT ?`),
+		string(model.StatusQueued), string(model.StatusRunning), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ActiveRun
+	for rows.Next() {
+		var a ActiveRun
+		if err := rows.Scan(&a.PassID, &a.ItemID); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
 // Claim is the answer to a worker asking to run an item.
 type Claim int
 

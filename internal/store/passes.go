@@ -189,7 +189,7 @@ func (s *Store) ClaimItem(ctx context.Context, passID, itemID, owner string, lea
 		if err != nil {
 			return classify(err)
 		}
-		if !model.ItemStatus(runStatus).Active() || stop == 1 {
+		if !model.ItemStatus(runStatus).Active() {
 			claim = Gone
 			return nil
 		}
@@ -197,7 +197,16 @@ func (s *Store) ClaimItem(ctx context.Context, passID, itemID, owner string, lea
 		if err := tx.tx.QueryRowContext(ctx, s.q(`SELECT lease_owner, lease_expires FROM items WHERE id = ?`), itemID).Scan(&holder, &until); err != nil {
 			return err
 		}
-		if holder != "" && holder != owner && until > ts(time.Now()) {
+		live := holder != "" && holder != owner && until > ts(time.Now())
+		if stop == 1 {
+			claim = Gone
+			if live {
+				return nil // its worker stops it at the next renewal
+			}
+			// Asked to stop while its worker was dying: nobody else will.
+			return s.stopRun(ctx, tx, passID, itemID, "engine", time.Now().UTC())
+		}
+		if live {
 			return nil // another worker still runs this item (a rescued duplicate job): wait
 		}
 		var o model.ProjectOptions
@@ -370,26 +379,23 @@ func (s *Store) RequestStop(ctx context.Context, projectID string, itemIDs []str
 	err = s.InTx(ctx, func(tx *Tx) error {
 		for _, a := range active {
 			if a.Status == model.StatusRunning {
-				if _, err := s.exec(ctx, tx.tx, `UPDATE items SET stop_requested = 1 WHERE id = ?`, a.ItemID); err != nil {
+				// A live worker stops it at its next lease renewal; one whose lease ran out has
+				// no worker (its node died), so it stops here.
+				var until string
+				if err := tx.tx.QueryRowContext(ctx, s.q(`SELECT lease_expires FROM items WHERE id = ?`), a.ItemID).Scan(&until); err != nil {
 					return err
 				}
-				if err := s.event(ctx, tx.tx, model.Event{At: now, Actor: actor, Object: "item/" + a.ItemID, Action: "stop.requested", Outcome: "ok", Detail: "pass " + a.PassID}); err != nil {
-					return err
+				if until > ts(now) {
+					if _, err := s.exec(ctx, tx.tx, `UPDATE items SET stop_requested = 1 WHERE id = ?`, a.ItemID); err != nil {
+						return err
+					}
+					if err := s.event(ctx, tx.tx, model.Event{At: now, Actor: actor, Object: "item/" + a.ItemID, Action: "stop.requested", Outcome: "ok", Detail: "pass " + a.PassID}); err != nil {
+						return err
+					}
+					continue
 				}
-				continue
 			}
-			if _, err := s.exec(ctx, tx.tx, `UPDATE runs SET status = ?, finished_at = ? WHERE pass_id = ? AND item_id = ? AND status = ?`,
-				string(model.StatusStopped), ts(now), a.PassID, a.ItemID, string(model.StatusQueued)); err != nil {
-				return err
-			}
-			if _, err := s.exec(ctx, tx.tx, `UPDATE items SET status = ?, updated_at = ? WHERE id = ? AND status = ?`,
-				string(model.StatusStopped), ts(now), a.ItemID, string(model.StatusQueued)); err != nil {
-				return err
-			}
-			if err := s.event(ctx, tx.tx, model.Event{At: now, Actor: actor, Object: "item/" + a.ItemID, Action: "status.Stopped", Outcome: "ok", Detail: "pass " + a.PassID}); err != nil {
-				return err
-			}
-			if err := s.closePassIfDone(ctx, tx.tx, a.PassID, now); err != nil {
+			if err := s.stopRun(ctx, tx, a.PassID, a.ItemID, actor, now); err != nil {
 				return err
 			}
 		}
@@ -398,8 +404,6 @@ func (s *Store) RequestStop(ctx context.Context, projectID string, itemIDs []str
 	return active, err
 }
 
-// ReleaseAllLeases frees every slot. Only for a single-process database at start, when no other
-// worker can hold one: items left Running by a crash go back to Queued.
 // RescueOrphanJobs makes the job queue run again the item jobs that a node fetched and then died
 // with (PostgreSQL; a SQLite database has one process, which releases everything at start). A job
 // is an orphan when River still has it running since before staleBefore while its item's run is
@@ -420,6 +424,25 @@ func (s *Store) RescueOrphanJobs(ctx context.Context, kind string, staleBefore t
 	return res.RowsAffected()
 }
 
+// stopRun ends an active run that no worker holds as Stopped.
+func (s *Store) stopRun(ctx context.Context, tx *Tx, passID, itemID, actor string, now time.Time) error {
+	active := []any{string(model.StatusQueued), string(model.StatusRunning)}
+	if _, err := s.exec(ctx, tx.tx, `UPDATE runs SET status = ?, finished_at = ? WHERE pass_id = ? AND item_id = ? AND status IN (?, ?)`,
+		append([]any{string(model.StatusStopped), ts(now), passID, itemID}, active...)...); err != nil {
+		return err
+	}
+	if _, err := s.exec(ctx, tx.tx, `UPDATE items SET status = ?, lease_owner = '', lease_expires = '', stop_requested = 0, updated_at = ? WHERE id = ? AND status IN (?, ?)`,
+		append([]any{string(model.StatusStopped), ts(now), itemID}, active...)...); err != nil {
+		return err
+	}
+	if err := s.event(ctx, tx.tx, model.Event{At: now, Actor: actor, Object: "item/" + itemID, Action: "status.Stopped", Outcome: "ok", Detail: "pass " + passID}); err != nil {
+		return err
+	}
+	return s.closePassIfDone(ctx, tx.tx, passID, now)
+}
+
+// ReleaseAllLeases frees every slot. Only for a single-process database at start, when no other
+// worker can hold one: items left Running by a crash go back to Queued.
 func (s *Store) ReleaseAllLeases(ctx context.Context) (int, error) {
 	var n int64
 	err := s.InTx(ctx, func(tx *Tx) error {

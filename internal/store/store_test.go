@@ -379,3 +379,44 @@ func TestSchedulesFireOnce(t *testing.T) {
 		}
 	})
 }
+
+// Stop reaches items whose node died: one whose lease ran out stops at once, and one asked to stop
+// while its node was dying stops when another node's rescued job claims it.
+func TestStopReachesItemsOfDeadNodes(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db storetest.DB) {
+		st := db.Open(t)
+		defer st.Close()
+		_, p := fixture(t, st) // max_concurrent 2
+		importN(t, st, p.ID, 2)
+		pass, runs, _, err := st.StartPass(ctx, store.PassRequest{ProjectID: p.ID, Type: model.PassFull, Actor: "tester"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// node-a claims both with a short lease, then dies: the first lease runs out unrenewed.
+		if c, _ := st.ClaimItem(ctx, pass.ID, runs[0].ItemID, "node-a", 50*time.Millisecond); c != store.Claimed {
+			t.Fatal("claim 0")
+		}
+		if c, _ := st.ClaimItem(ctx, pass.ID, runs[1].ItemID, "node-a", 400*time.Millisecond); c != store.Claimed {
+			t.Fatal("claim 1")
+		}
+		time.Sleep(100 * time.Millisecond)
+		if _, err := st.RequestStop(ctx, p.ID, nil, "tester"); err != nil {
+			t.Fatal(err)
+		}
+		if it, _ := st.Item(ctx, runs[0].ItemID); it.Status != model.StatusStopped {
+			t.Fatalf("item of a dead node after stop: %s, want Stopped", it.Status)
+		}
+		if it, _ := st.Item(ctx, runs[1].ItemID); it.Status != model.StatusRunning {
+			t.Fatalf("item with a live lease after stop: %s, want Running until its worker stops it", it.Status)
+		}
+		// node-a dies before its next renewal would have seen the request; once the lease has run
+		// out, node-b's claim (a rescued job) stops the item.
+		time.Sleep(400 * time.Millisecond)
+		if c, _ := st.ClaimItem(ctx, pass.ID, runs[1].ItemID, "node-b", time.Minute); c != store.Gone {
+			t.Fatalf("node-b's claim of an item asked to stop: %v, want Gone", c)
+		}
+		if it, _ := st.Item(ctx, runs[1].ItemID); it.Status != model.StatusStopped {
+			t.Fatalf("item asked to stop whose node died: %s, want Stopped", it.Status)
+		}
+	})
+}

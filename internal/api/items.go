@@ -34,10 +34,9 @@ func (s *Server) listItems(w http.ResponseWriter, r *http.Request, p auth.Princi
 		return err
 	}
 	items, total, err := s.st.Items(r.Context(), prj.ID, f)
-	if err != nil {
-		if strings.HasPrefix(err.Error(), "unknown sort") {
-			return badRequest("%v", err)
-		}
+	if errors.Is(err, store.ErrBadFilter) {
+		return badRequest("%s", strings.TrimPrefix(err.Error(), store.ErrBadFilter.Error()+": "))
+	} else if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, ItemPage{Items: items, Total: total, Limit: f.Limit, Offset: f.Offset})

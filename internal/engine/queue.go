@@ -60,7 +60,7 @@ func openQueue(ctx context.Context, st *store.Store, workers *river.Workers, max
 		}
 		// SQLite mode is one process (the data dir is locked), so jobs left running by a crash have
 		// no owner: make them available now rather than after the rescuer's hour.
-		if _, err := db.ExecContext(ctx, `UPDATE river_job SET state = 'available' WHERE state = 'running'`); err != nil {
+		if err := st.ReleaseRunningJobs(ctx); err != nil {
 			db.Close()
 			return nil, nil, fmt.Errorf("recover jobs: %w", err)
 		}

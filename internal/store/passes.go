@@ -441,6 +441,13 @@ func (s *Store) stopRun(ctx context.Context, tx *Tx, passID, itemID, actor strin
 	return s.closePassIfDone(ctx, tx.tx, passID, now)
 }
 
+// ReleaseRunningJobs makes every job the queue has running available again. Only for a
+// single-process (SQLite) database at start, when no other worker can be running one.
+func (s *Store) ReleaseRunningJobs(ctx context.Context) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE river_job SET state = 'available' WHERE state = 'running'`)
+	return err
+}
+
 // ReleaseAllLeases frees every slot. Only for a single-process database at start, when no other
 // worker can hold one: items left Running by a crash go back to Queued.
 func (s *Store) ReleaseAllLeases(ctx context.Context) (int, error) {

@@ -258,7 +258,7 @@ func (s *Store) Items(ctx context.Context, projectID string, f ItemFilter) ([]mo
 		key := strings.TrimPrefix(f.Sort, "-")
 		col, ok := itemSorts[key]
 		if !ok {
-			return nil, 0, fmt.Errorf("unknown sort %q: want source, target, status or updated", f.Sort)
+			return nil, 0, fmt.Errorf("%w: unknown sort %q: want source, target, status or updated", ErrBadFilter, f.Sort)
 		}
 		order = col
 		if strings.HasPrefix(f.Sort, "-") {

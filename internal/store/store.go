@@ -46,6 +46,9 @@ type Store struct {
 // ErrNotFound is returned when a looked-up row does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrBadFilter is returned when a listing's filter or sort is not one the store knows.
+var ErrBadFilter = errors.New("bad filter")
+
 // ErrAmbiguous is returned when a name matches more than one object the caller may see.
 var ErrAmbiguous = errors.New("ambiguous name")
 

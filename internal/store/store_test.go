@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -233,8 +234,8 @@ func TestImportUpsertsAndRejectsNothingPartially(t *testing.T) {
 		if _, n, _ := st.Items(ctx, p.ID, store.ItemFilter{Text: "FRESH"}); n != 1 {
 			t.Fatalf("text filter matched %d, want 1", n)
 		}
-		if _, _, err := st.Items(ctx, p.ID, store.ItemFilter{Sort: "password"}); err == nil {
-			t.Fatal("unknown sort accepted")
+		if _, _, err := st.Items(ctx, p.ID, store.ItemFilter{Sort: "password"}); !errors.Is(err, store.ErrBadFilter) || !strings.Contains(err.Error(), `unknown sort "password"`) {
+			t.Fatalf("unknown sort: %v, want ErrBadFilter naming it", err)
 		}
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferry-migrate/ferry/internal/retry"
 	"github.com/ferry-migrate/ferry/internal/throttle"
 )
 
@@ -110,9 +111,7 @@ func (t *retryTransport) shouldRetry(resp *http.Response, err error, attempt int
 		if _, ok := Unreachable(err); ok {
 			return 0, false // asking again changes nothing: say why at once
 		}
-		var ne net.Error
-		if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.As(err, &ne) ||
-			strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "server closed") {
+		if retry.NetworkError(err) {
 			return backoff(), true
 		}
 		return 0, false

@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/ferry-migrate/ferry/internal/connector"
 	"github.com/ferry-migrate/ferry/internal/model"
+	"github.com/ferry-migrate/ferry/internal/retry"
 )
 
 // Defaults for connection counts.
@@ -383,9 +383,7 @@ func isNetErr(err error) bool {
 	if errors.As(err, &ie) {
 		return false
 	}
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
-		strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe")
+	return retry.NetworkError(err)
 }
 
 // classify marks a server's NO/BAD answer about one message as per-object.

@@ -254,31 +254,9 @@ func TestKillMidPassAndRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(c.Do(ctx, "POST", "/api/v1/endpoints", map[string]any{"name": "src", "kind": "memory", "settings": map[string]any{"host": "crash-src"}}, nil))
-	must(c.Do(ctx, "POST", "/api/v1/endpoints", map[string]any{"name": "dst", "kind": "memory", "settings": map[string]any{"host": "crash-dst"}}, nil))
-	must(c.Do(ctx, "POST", "/api/v1/projects", map[string]any{"name": "crash", "workload": "mailbox", "source": "src", "target": "dst", "options": map[string]any{"max_concurrent": 5}}, nil))
-	var b strings.Builder
-	b.WriteString("source_email,target_email\n")
-	for i := 0; i < 200; i++ {
-		fmt.Fprintf(&b, "u%03d@old.example,u%03d@new.example\n", i, i)
-	}
-	var imp api.ImportResponse
-	must(c.Upload(ctx, "POST", "/api/v1/projects/crash/items/import", "text/csv", strings.NewReader(b.String()), &imp))
-	must(c.Do(ctx, "POST", "/api/v1/projects/crash/passes", map[string]string{"type": "full"}, nil))
+	startCrashPass(t, c)
 
-	// Kill once a fair share of the pass is done and some items are running.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var v api.ProjectView
-		must(c.Do(ctx, "GET", "/api/v1/projects/crash", nil, &v))
-		if v.Counts[model.StatusCompleted] >= 30 && v.Counts[model.StatusRunning] > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pass did not progress: %v", v.Counts)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitMidPass(t, c)
 	must(cmd.Process.Signal(syscall.SIGKILL))
 	cmd.Wait()
 	os.Remove(filepath.Join(data, "serve.addr"))
@@ -286,7 +264,7 @@ func TestKillMidPassAndRestart(t *testing.T) {
 	cmd, url = startChild()
 	c = client.New(url, "")
 	must(c.Login(ctx, "admin", adminPW))
-	deadline = time.Now().Add(120 * time.Second)
+	deadline := time.Now().Add(120 * time.Second)
 	var v api.ProjectView
 	for {
 		must(c.Do(ctx, "GET", "/api/v1/projects/crash", nil, &v))
@@ -433,36 +411,15 @@ func TestKilledNodesItemsRunElsewhere(t *testing.T) {
 		}
 	}
 	must(c.Login(ctx, "admin", adminPW))
-	must(c.Do(ctx, "POST", "/api/v1/endpoints", map[string]any{"name": "src", "kind": "memory", "settings": map[string]any{"host": "crash-src"}}, nil))
-	must(c.Do(ctx, "POST", "/api/v1/endpoints", map[string]any{"name": "dst", "kind": "memory", "settings": map[string]any{"host": "crash-dst"}}, nil))
-	must(c.Do(ctx, "POST", "/api/v1/projects", map[string]any{"name": "crash", "workload": "mailbox", "source": "src", "target": "dst", "options": map[string]any{"max_concurrent": 5}}, nil))
-	var b strings.Builder
-	b.WriteString("source_email,target_email\n")
-	for i := 0; i < 200; i++ {
-		fmt.Fprintf(&b, "u%03d@old.example,u%03d@new.example\n", i, i)
-	}
-	var imp api.ImportResponse
-	must(c.Upload(ctx, "POST", "/api/v1/projects/crash/items/import", "text/csv", strings.NewReader(b.String()), &imp))
-	must(c.Do(ctx, "POST", "/api/v1/projects/crash/passes", map[string]string{"type": "full"}, nil))
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var v api.ProjectView
-		must(c.Do(ctx, "GET", "/api/v1/projects/crash", nil, &v))
-		if v.Counts[model.StatusCompleted] >= 30 && v.Counts[model.StatusRunning] > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pass did not progress: %v", v.Counts)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	startCrashPass(t, c)
+	waitMidPass(t, c)
 	must(a.Process.Signal(syscall.SIGKILL))
 	a.Wait()
 
 	_, url = start("b")
 	c = client.New(url, "")
 	must(c.Login(ctx, "admin", adminPW))
-	deadline = time.Now().Add(120 * time.Second)
+	deadline := time.Now().Add(120 * time.Second)
 	var v api.ProjectView
 	for {
 		must(c.Do(ctx, "GET", "/api/v1/projects/crash", nil, &v))
@@ -479,5 +436,49 @@ func TestKilledNodesItemsRunElsewhere(t *testing.T) {
 		if len(files) != 3 {
 			t.Fatalf("u%03d: %d messages at the target, want 3", i, len(files))
 		}
+	}
+}
+
+// startCrashPass makes the crash project on the seeded memory servers (200 mailboxes of 3
+// messages, at most 5 at once) and starts a full pass.
+func startCrashPass(t *testing.T, c *client.Client) {
+	t.Helper()
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(c.Do(ctx, "POST", "/api/v1/endpoints", map[string]any{"name": "src", "kind": "memory", "settings": map[string]any{"host": "crash-src"}}, nil))
+	must(c.Do(ctx, "POST", "/api/v1/endpoints", map[string]any{"name": "dst", "kind": "memory", "settings": map[string]any{"host": "crash-dst"}}, nil))
+	must(c.Do(ctx, "POST", "/api/v1/projects", map[string]any{"name": "crash", "workload": "mailbox", "source": "src", "target": "dst", "options": map[string]any{"max_concurrent": 5}}, nil))
+	var b strings.Builder
+	b.WriteString("source_email,target_email\n")
+	for i := 0; i < 200; i++ {
+		fmt.Fprintf(&b, "u%03d@old.example,u%03d@new.example\n", i, i)
+	}
+	var imp api.ImportResponse
+	must(c.Upload(ctx, "POST", "/api/v1/projects/crash/items/import", "text/csv", strings.NewReader(b.String()), &imp))
+	must(c.Do(ctx, "POST", "/api/v1/projects/crash/passes", map[string]string{"type": "full"}, nil))
+}
+
+// waitMidPass waits until a fair share of the crash pass is done and some items are running: the
+// moment to kill a node.
+func waitMidPass(t *testing.T, c *client.Client) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var v api.ProjectView
+		if err := c.Do(context.Background(), "GET", "/api/v1/projects/crash", nil, &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.Counts[model.StatusCompleted] >= 30 && v.Counts[model.StatusRunning] > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pass did not progress: %v", v.Counts)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -30,6 +30,7 @@ type Config struct {
 	Lease         time.Duration // how long a claimed slot lasts without renewal (default 30s)
 	ScheduleEvery time.Duration // how often due schedules are checked (default 5s)
 	ProgressEvery time.Duration // how often a running item's totals are published (default 3s)
+	SliceLimit    time.Duration // the longest one job runs before it continues in a new one (default 30m)
 	Log           *slog.Logger
 }
 
@@ -83,6 +84,9 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*Engine, error) {
 	}
 	if cfg.Lease <= 0 {
 		cfg.Lease = 30 * time.Second
+	}
+	if cfg.SliceLimit <= 0 {
+		cfg.SliceLimit = sliceLimit
 	}
 	if cfg.ScheduleEvery <= 0 {
 		cfg.ScheduleEvery = 5 * time.Second
@@ -275,8 +279,22 @@ func (e *Engine) work(ctx context.Context, a ItemArgs, attempt, maxAttempts int)
 		defer hb.Done()
 		e.heartbeat(runCtx, cancel, a.ItemID, &live)
 	}()
-	sliceCtx, cancelSlice := context.WithTimeoutCause(runCtx, sliceLimit, errSliceOver)
-	stats, folders, runErr := e.runItem(sliceCtx, a, func(p Progress) { live.Store(&p.Stats) })
+	// The run's work so far, from earlier slices and attempts, to which this one's adds: its
+	// statistics count everything the run did, not only its last slice.
+	base, err := e.st.RunStats(ctx, a.PassID, a.ItemID)
+	if err != nil {
+		return err
+	}
+	carry := func(s model.ItemStats) model.ItemStats {
+		t := base
+		// A later slice lists every folder again, and reconciles them all: those are its own.
+		t.Folders, t.Matched, t.Missing, t.Extra = 0, 0, 0, 0
+		t.Add(s)
+		return t
+	}
+	sliceCtx, cancelSlice := context.WithTimeoutCause(runCtx, e.cfg.SliceLimit, errSliceOver)
+	stats, folders, runErr := e.runItem(sliceCtx, a, func(p Progress) { s := carry(p.Stats); live.Store(&s) })
+	stats = carry(stats)
 	cancelSlice()
 	cause := context.Cause(sliceCtx)
 	cancel(nil)
@@ -289,7 +307,7 @@ func (e *Engine) work(ctx context.Context, a ItemArgs, attempt, maxAttempts int)
 	case errors.Is(cause, errStopRequested):
 		return e.st.FinishRun(rec, a.PassID, a.ItemID, model.StatusStopped, stats, folders, "stopped by request")
 	case errors.Is(cause, errSliceOver):
-		if err := e.st.RequeueRun(rec, a.PassID, a.ItemID, "continues in a new slice"); err != nil {
+		if err := e.st.RequeueRun(rec, a.PassID, a.ItemID, "continues in a new slice", stats); err != nil {
 			return err
 		}
 		return river.JobSnooze(0)
@@ -297,7 +315,7 @@ func (e *Engine) work(ctx context.Context, a ItemArgs, attempt, maxAttempts int)
 		return fmt.Errorf("item %s: %w", a.ItemID, errLeaseLost)
 	case ctx.Err() != nil:
 		// Shutdown: checkpointed already; the item resumes at the next start.
-		if err := e.st.RequeueRun(rec, a.PassID, a.ItemID, "server shutting down"); err != nil {
+		if err := e.st.RequeueRun(rec, a.PassID, a.ItemID, "server shutting down", stats); err != nil {
 			return err
 		}
 		return river.JobSnooze(0)
@@ -308,7 +326,7 @@ func (e *Engine) work(ctx context.Context, a ItemArgs, attempt, maxAttempts int)
 		return e.st.FinishRun(rec, a.PassID, a.ItemID, model.StatusFailed, stats, folders, runErr.Error())
 	default:
 		// Transient: back to the queue; River retries with backoff.
-		if err := e.st.RequeueRun(rec, a.PassID, a.ItemID, "retrying after: "+runErr.Error()); err != nil {
+		if err := e.st.RequeueRun(rec, a.PassID, a.ItemID, "retrying after: "+runErr.Error(), stats); err != nil {
 			return err
 		}
 		return runErr

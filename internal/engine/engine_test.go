@@ -458,3 +458,44 @@ func TestRunsWithoutJobsAreQueued(t *testing.T) {
 		t.Fatalf("%d runs still without a job", len(runs))
 	}
 }
+
+// An item that takes several slices counts the work of all of them: its statistics, and the
+// project's, equal what was copied, not only what the last slice copied.
+func TestSlicesAddUp(t *testing.T) {
+	r := newRig(t, storetest.SQLite(t), 2, 40, 2)
+	ctx := context.Background()
+	r.eng.Shutdown(ctx)
+	eng, err := New(ctx, r.st, Config{Workers: 4, ScheduleEvery: time.Hour, SliceLimit: 150 * time.Millisecond, Log: r.eng.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Shutdown(context.Background()) })
+	r.eng = eng
+	r.dst.SetDelay(15 * time.Millisecond) // 41 messages an item: well over one slice
+	r.start(t, model.PassFull)
+	if counts := r.waitIdle(t, 60*time.Second); counts[model.StatusCompleted] != 2 {
+		t.Fatalf("statuses %v, want 2 completed", counts)
+	}
+	items, _, err := r.st.Items(ctx, r.project.ID, store.ItemFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if it.Stats.Objects != 41 || it.Stats.Missing != 0 || it.Stats.Extra != 0 || it.Stats.Matched != 41 {
+			t.Errorf("%s: %+v, want 41 copied and 41 matched", it.SourceEmail, it.Stats)
+		}
+	}
+	evs, _ := r.st.Events(ctx, "item/", 1000)
+	slices := 0
+	for _, e := range evs {
+		if e.Action == "status.Queued" && e.Detail == "continues in a new slice" {
+			slices++
+		}
+	}
+	if slices == 0 {
+		t.Fatal("no item needed a second slice: the test proves nothing")
+	}
+}

@@ -353,11 +353,12 @@ func (s *Store) closePassIfDone(ctx context.Context, q querier, passID string, n
 
 // RequeueRun hands a run back to the queue (shutdown, lost connection): the item is Queued again and
 // its slot is free.
-func (s *Store) RequeueRun(ctx context.Context, passID, itemID, reason string) error {
+func (s *Store) RequeueRun(ctx context.Context, passID, itemID, reason string, done model.ItemStats) error {
 	now := time.Now().UTC()
+	st, _ := json.Marshal(done)
 	return s.InTx(ctx, func(tx *Tx) error {
-		if _, err := s.exec(ctx, tx.tx, `UPDATE runs SET status = ? WHERE pass_id = ? AND item_id = ? AND status IN (?, ?)`,
-			string(model.StatusQueued), passID, itemID, string(model.StatusQueued), string(model.StatusRunning)); err != nil {
+		if _, err := s.exec(ctx, tx.tx, `UPDATE runs SET status = ?, stats = ? WHERE pass_id = ? AND item_id = ? AND status IN (?, ?)`,
+			string(model.StatusQueued), string(st), passID, itemID, string(model.StatusQueued), string(model.StatusRunning)); err != nil {
 			return err
 		}
 		if _, err := s.exec(ctx, tx.tx, `UPDATE items SET status = ?, lease_owner = '', lease_expires = '', updated_at = ? WHERE id = ? AND status = ?`,
@@ -366,6 +367,19 @@ func (s *Store) RequeueRun(ctx context.Context, passID, itemID, reason string) e
 		}
 		return s.event(ctx, tx.tx, model.Event{At: now, Actor: "engine", Object: "item/" + itemID, Action: "status.Queued", Outcome: "ok", Detail: reason})
 	})
+}
+
+// RunStats is what a run not yet finished has done in its earlier slices and attempts, as
+// RequeueRun recorded it.
+func (s *Store) RunStats(ctx context.Context, passID, itemID string) (model.ItemStats, error) {
+	var raw string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT stats FROM runs WHERE pass_id = ? AND item_id = ?`), passID, itemID).Scan(&raw)
+	if err != nil {
+		return model.ItemStats{}, classify(err)
+	}
+	var st model.ItemStats
+	json.Unmarshal([]byte(raw), &st)
+	return st, nil
 }
 
 // RequestStop asks the active runs of a project (or of some items) to stop. Queued runs stop at

@@ -264,18 +264,7 @@ func TestKillMidPassAndRestart(t *testing.T) {
 	cmd, url = startChild()
 	c = client.New(url, "")
 	must(c.Login(ctx, "admin", adminPW))
-	deadline := time.Now().Add(120 * time.Second)
-	var v api.ProjectView
-	for {
-		must(c.Do(ctx, "GET", "/api/v1/projects/crash", nil, &v))
-		if v.Counts[model.StatusCompleted] == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after restart the pass did not finish: %v", v.Counts)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitCrashPassDone(t, c, "after restart the pass did not finish")
 	// Every message is at the target exactly once.
 	for i := 0; i < 200; i++ {
 		files, _ := filepath.Glob(filepath.Join(dir, "target", fmt.Sprintf("u%03d@new.example", i), "INBOX", "*.eml"))
@@ -419,18 +408,7 @@ func TestKilledNodesItemsRunElsewhere(t *testing.T) {
 	_, url = start("b")
 	c = client.New(url, "")
 	must(c.Login(ctx, "admin", adminPW))
-	deadline := time.Now().Add(120 * time.Second)
-	var v api.ProjectView
-	for {
-		must(c.Do(ctx, "GET", "/api/v1/projects/crash", nil, &v))
-		if v.Counts[model.StatusCompleted] == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the dead node's items did not finish on the other: %v", v.Counts)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitCrashPassDone(t, c, "the dead node's items did not finish on the other")
 	for i := 0; i < 200; i++ {
 		files, _ := filepath.Glob(filepath.Join(dir, "target", fmt.Sprintf("u%03d@new.example", i), "INBOX", "*.eml"))
 		if len(files) != 3 {
@@ -480,5 +458,24 @@ func waitMidPass(t *testing.T, c *client.Client) {
 			t.Fatalf("pass did not progress: %v", v.Counts)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitCrashPassDone waits up to two minutes for all 200 items of the crash pass to complete.
+func waitCrashPassDone(t *testing.T, c *client.Client, why string) {
+	t.Helper()
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		var v api.ProjectView
+		if err := c.Do(context.Background(), "GET", "/api/v1/projects/crash", nil, &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.Counts[model.StatusCompleted] == 200 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", why, v.Counts)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

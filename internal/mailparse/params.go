@@ -71,7 +71,7 @@ func MediaHeader(v string, fallbacks ...string) (string, map[string]string) {
 						}
 					}
 				}
-				if u, err := url.PathUnescape(strings.ReplaceAll(s, "+", "%2B")); err == nil {
+				if u, err := url.PathUnescape(s); err == nil {
 					s = u
 				}
 			}

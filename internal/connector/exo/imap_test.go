@@ -166,6 +166,21 @@ func updated(res []engine.FolderResult) (n int64) {
 	return n
 }
 
+// copyOut copies Dovecot's alice to the emulator's user01@fabrikam.com, as the rig's item.
+func (r *rig) copyOut(t *testing.T, d *dovecot.Server, passID string, connections int) (model.ItemStats, []engine.FolderResult, error) {
+	t.Helper()
+	src, err := ferryimap.Connector{}.OpenSource(ctx, imapSide(t, d, "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := exo.Connector{}.OpenTarget(ctx, connector.Side{Endpoint: r.dst, Email: "user01@fabrikam.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return engine.CopyMailbox(ctx, r.st, src, dst, engine.CopyOptions{ItemID: r.item, PassID: passID, Connections: connections})
+}
+
 // copyBack copies user01@fabrikam.com's mailbox from the emulator to Dovecot's bob, as a second
 // item of the rig's project.
 func (r *rig) copyBack(t *testing.T, d *dovecot.Server) (model.ItemStats, error) {
@@ -270,16 +285,7 @@ func TestIMAPToExchange(t *testing.T) {
 
 	pass := func() (model.ItemStats, []engine.FolderResult) {
 		t.Helper()
-		src, err := ferryimap.Connector{}.OpenSource(ctx, imapSide(t, d, "alice"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer src.Close()
-		dst, err := exo.Connector{}.OpenTarget(ctx, connector.Side{Endpoint: r.dst, Email: "user01@fabrikam.com"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stats, res, err := engine.CopyMailbox(ctx, r.st, src, dst, engine.CopyOptions{ItemID: r.item, PassID: "p", Connections: 2})
+		stats, res, err := r.copyOut(t, d, "p", 2)
 		if err != nil {
 			t.Fatalf("copy: %v", err)
 		}

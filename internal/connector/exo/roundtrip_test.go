@@ -17,10 +17,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"github.com/ferry-migrate/ferry/internal/connector"
 	"github.com/ferry-migrate/ferry/internal/connector/exo"
-	ferryimap "github.com/ferry-migrate/ferry/internal/connector/imap"
-	"github.com/ferry-migrate/ferry/internal/engine"
 	"github.com/ferry-migrate/ferry/internal/mailparse"
 	"github.com/ferry-migrate/ferry/internal/model"
 	"github.com/ferry-migrate/ferry/internal/testenv/dovecot"
@@ -60,16 +57,7 @@ func TestCorpusRoundTrip(t *testing.T) {
 		slices.Sort(flagsOf[name])
 	}
 	for i := range 3 {
-		src, err := ferryimap.Connector{}.OpenSource(ctx, imapSide(t, d, "alice"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		dst, err := exo.Connector{}.OpenTarget(ctx, connector.Side{Endpoint: r.dst, Email: "user01@fabrikam.com"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stats, _, err := engine.CopyMailbox(ctx, r.st, src, dst, engine.CopyOptions{ItemID: r.item, PassID: "out", Connections: 2})
-		src.Close()
+		stats, _, err := r.copyOut(t, d, "out", 2)
 		if err != nil {
 			t.Fatalf("pass %d to Exchange: %v", i+1, err)
 		}
@@ -130,16 +118,7 @@ func TestUnreadableMessageIsReported(t *testing.T) {
 	huge := []byte("Message-ID: <huge-header@ferry.test>\r\nX-Long: " + strings.Repeat("x", 2<<20) + "\r\nSubject: too long\r\n\r\nbody\r\n")
 	dovecot.Append(t, ac, "INBOX", huge, time.Date(2022, 1, 2, 0, 0, 0, 0, time.UTC))
 	for pass := range 2 {
-		src, err := ferryimap.Connector{}.OpenSource(ctx, imapSide(t, d, "alice"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		dst, err := exo.Connector{}.OpenTarget(ctx, connector.Side{Endpoint: r.dst, Email: "user01@fabrikam.com"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stats, _, err := engine.CopyMailbox(ctx, r.st, src, dst, engine.CopyOptions{ItemID: r.item, PassID: fmt.Sprint("p", pass), Connections: 1})
-		src.Close()
+		stats, _, err := r.copyOut(t, d, fmt.Sprint("p", pass), 1)
 		if err != nil {
 			t.Fatal(err)
 		}

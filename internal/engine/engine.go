@@ -261,6 +261,12 @@ func (e *Engine) work(ctx context.Context, a ItemArgs, attempt, maxAttempts int)
 	}
 	defer e.release()
 	e.claimed.Add(1)
+	// The run's work so far, from earlier slices and attempts, to which this one's adds: its
+	// statistics count everything the run did, not only its last slice.
+	base, err := e.st.RunStats(ctx, a.PassID, a.ItemID)
+	if err != nil {
+		return err
+	}
 
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -279,12 +285,6 @@ func (e *Engine) work(ctx context.Context, a ItemArgs, attempt, maxAttempts int)
 		defer hb.Done()
 		e.heartbeat(runCtx, cancel, a.ItemID, &live)
 	}()
-	// The run's work so far, from earlier slices and attempts, to which this one's adds: its
-	// statistics count everything the run did, not only its last slice.
-	base, err := e.st.RunStats(ctx, a.PassID, a.ItemID)
-	if err != nil {
-		return err
-	}
 	carry := func(s model.ItemStats) model.ItemStats {
 		t := base
 		// A later slice lists every folder again, and reconciles them all: those are its own.
